@@ -1,0 +1,3 @@
+from nexus_otel.cli import main
+
+main()

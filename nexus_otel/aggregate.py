@@ -1,0 +1,115 @@
+"""In-process aggregation of nexus-otel's metrics.
+
+Recording a number through the OpenTelemetry SDK validates and hashes the
+attribute set on every call (~7 µs each in SDK 1.45). A tracked call records up
+to a dozen numbers with one attribute set, so nexus-otel aggregates them itself
+under one lock and hands the totals to OpenTelemetry at collection time: as
+observable counters through the API (:mod:`nexus_otel.api_metrics`), or as
+complete sum and histogram points when :func:`nexus_otel.configure` owns the SDK
+(:mod:`nexus_otel.sdk_bridge`). No measurement is lost or approximated: every
+histogram keeps exact bucket counts, sum, count, min and max.
+
+A *key* is a tuple of ``(attribute, value)`` pairs, built once per call.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from collections.abc import Iterable
+from dataclasses import dataclass
+from time import time_ns
+
+from .semconv import METRICS, MetricSpec
+
+__all__ = ["AggregatingMetrics", "HistogramState", "Key", "Snapshot"]
+
+Key = tuple[tuple[str, str], ...]
+
+
+class HistogramState:
+    __slots__ = ("count", "counts", "max", "min", "sum")
+
+    def __init__(self, n_buckets: int) -> None:
+        self.counts = [0] * n_buckets
+        self.sum = 0.0
+        self.count = 0
+        self.min = float("inf")
+        self.max = float("-inf")
+
+    def copy(self) -> HistogramState:
+        other = HistogramState(0)
+        other.counts = self.counts.copy()
+        other.sum, other.count, other.min, other.max = self.sum, self.count, self.min, self.max
+        return other
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A consistent copy of every series at one instant."""
+
+    time_unix_nano: int
+    start_time_unix_nano: int
+    counters: dict[str, dict[Key, float]]
+    histograms: dict[str, dict[Key, HistogramState]]
+
+
+class AggregatingMetrics:
+    """Cumulative sums and histograms keyed by attribute tuples.
+
+    Callers hold :attr:`lock` around a group of :meth:`add`/:meth:`record`
+    calls, so one tracked call costs one lock acquisition.
+    """
+
+    def __init__(self, specs: Iterable[MetricSpec] = METRICS) -> None:
+        self.lock = threading.Lock()
+        self.specs = {s.name: s for s in specs}
+        self.start_time_unix_nano = time_ns()
+        self._counters: dict[str, dict[Key, float]] = {}
+        self._histograms: dict[str, dict[Key, HistogramState]] = {}
+        self._bounds: dict[str, tuple[float, ...]] = {}
+        for spec in self.specs.values():
+            if spec.kind == "counter":
+                self._counters[spec.name] = {}
+            elif spec.kind == "histogram":
+                if not spec.buckets:
+                    raise ValueError(f"histogram {spec.name} needs bucket boundaries")
+                self._histograms[spec.name] = {}
+                self._bounds[spec.name] = tuple(spec.buckets)
+
+    def add(self, spec: MetricSpec, key: Key, value: float) -> None:
+        series = self._counters[spec.name]
+        series[key] = series.get(key, 0.0) + value
+
+    def record(self, spec: MetricSpec, key: Key, value: float) -> None:
+        bounds = self._bounds[spec.name]
+        series = self._histograms[spec.name]
+        state = series.get(key)
+        if state is None:
+            state = series[key] = HistogramState(len(bounds) + 1)
+        # OTel explicit buckets are upper-inclusive: bisect_left finds the first bound >= value.
+        state.counts[bisect_left(bounds, value)] += 1
+        state.sum += value
+        state.count += 1
+        state.min = min(state.min, value)
+        state.max = max(state.max, value)
+
+    def bounds(self, name: str) -> tuple[float, ...]:
+        return self._bounds[name]
+
+    def counter_items(self, name: str) -> list[tuple[Key, float]]:
+        with self.lock:
+            return list(self._counters[name].items())
+
+    def snapshot(self) -> Snapshot:
+        with self.lock:
+            return Snapshot(
+                time_unix_nano=time_ns(),
+                start_time_unix_nano=self.start_time_unix_nano,
+                counters={name: dict(series) for name, series in self._counters.items() if series},
+                histograms={
+                    name: {key: state.copy() for key, state in series.items()}
+                    for name, series in self._histograms.items()
+                    if series
+                },
+            )

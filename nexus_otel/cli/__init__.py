@@ -1,0 +1,42 @@
+"""The ``nexus-otel`` command line.
+
+Subcommands live in their own modules and are imported only when invoked, so
+``nexus-otel --help`` stays fast and a command's heavy dependencies (the
+collector's, the recommender's) load only for that command.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+__all__ = ["main"]
+
+#: command name -> "module:attribute" of a click command.
+COMMANDS: dict[str, str] = {
+    "prices": "nexus_otel.cli.prices:prices",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nexus-otel")
+def main() -> None:
+    """nexus-otel: cost, token, latency and usage observability for AI/LLM apps.
+
+    Record model calls with the ``nexus_otel`` decorators, receive them with
+    ``nexus-otel collector``, alert with the Prometheus rules in ``rules/`` and
+    see them in the Grafana dashboards in ``grafana/``.
+    """

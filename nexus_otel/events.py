@@ -1,0 +1,202 @@
+"""The event schema: one record per tracked call, feature use, feedback, revenue, session.
+
+Events travel as OpenTelemetry log records whose ``event_name`` (and the
+``event.name`` attribute, for older receivers) is one of
+:data:`nexus_otel.semconv.EVENT_NAMES` and whose attributes are the fields below
+under the keys of :data:`FIELD_KEYS`. The collector rebuilds them with
+:func:`from_attributes`; the embedded rollup receives the objects directly.
+Unlike metrics, events may carry user and session ids. Prompt content is never
+part of an event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from . import semconv
+
+__all__ = [
+    "Event",
+    "FeatureUseEvent",
+    "FeedbackEvent",
+    "ModelCallEvent",
+    "RevenueEvent",
+    "SessionEvent",
+    "from_attributes",
+]
+
+#: Attribute key for each dataclass field, shared by every event kind.
+FIELD_KEYS: dict[str, str] = {
+    "timestamp": "nexus.timestamp",
+    "request_id": "nexus.request.id",
+    "user_id": "nexus.user.id",
+    "session_id": "nexus.session.id",
+    "team": semconv.TEAM,
+    "project": semconv.PROJECT,
+    "feature": semconv.FEATURE,
+    "model": semconv.REQUEST_MODEL,
+    "response_model": semconv.RESPONSE_MODEL,
+    "provider": semconv.PROVIDER,
+    "operation": semconv.OPERATION,
+    "server_address": semconv.SERVER_ADDRESS,
+    "input_tokens": "gen_ai.usage.input_tokens",
+    "output_tokens": "gen_ai.usage.output_tokens",
+    "cache_read_tokens": "gen_ai.usage.cache_read.input_tokens",
+    "cache_write_tokens": "gen_ai.usage.cache_creation.input_tokens",
+    "reasoning_tokens": "gen_ai.usage.reasoning.output_tokens",
+    "cost_usd": "nexus.cost.usd",
+    "baseline_cost_usd": "nexus.router.baseline_cost.usd",
+    "priced": "nexus.cost.priced",
+    "latency_s": "nexus.latency.seconds",
+    "ttft_s": "nexus.ttft.seconds",
+    "streamed": "gen_ai.request.stream",
+    "outcome": semconv.OUTCOME,
+    "error_type": semconv.ERROR_TYPE,
+    "routed": semconv.ROUTED,
+    "routed_from": semconv.BASELINE_MODEL,
+    "router_confidence": "nexus.router.confidence",
+    "score": "nexus.feedback.score",
+    "comment_length": "nexus.feedback.comment_length",
+    "amount_usd": "nexus.revenue.usd",
+    "plan": semconv.PLAN,
+    "state": semconv.SESSION_STATE,
+    "duration_s": "nexus.session.duration.seconds",
+    "count": "nexus.feature.count",
+}
+_KEY_FIELDS = {v: k for k, v in FIELD_KEYS.items()}
+
+
+@dataclass(slots=True)
+class Event:
+    """Common fields. ``timestamp`` is Unix seconds (float)."""
+
+    name: ClassVar[str] = ""
+    timestamp: float
+    user_id: str | None = None
+    session_id: str | None = None
+    team: str | None = None
+    project: str | None = None
+    feature: str | None = None
+
+    def to_attributes(self) -> dict[str, Any]:
+        """Flat OTLP-compatible attributes; ``None`` fields are left out."""
+        out: dict[str, Any] = {"event.name": self.name}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                out[FIELD_KEYS[f.name]] = value
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["event"] = self.name
+        return d
+
+
+@dataclass(slots=True)
+class ModelCallEvent(Event):
+    name: ClassVar[str] = semconv.EVENT_MODEL_CALL
+    request_id: str = ""
+    model: str = ""
+    response_model: str | None = None
+    provider: str = ""
+    operation: str = "chat"
+    server_address: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float | None = None
+    baseline_cost_usd: float | None = None
+    priced: bool = True
+    latency_s: float = 0.0
+    ttft_s: float | None = None
+    streamed: bool = False
+    outcome: str = semconv.OUTCOME_SUCCESS
+    error_type: str | None = None
+    routed: bool = False
+    routed_from: str | None = None
+    router_confidence: float | None = None
+
+
+@dataclass(slots=True)
+class FeatureUseEvent(Event):
+    name: ClassVar[str] = semconv.EVENT_FEATURE_USE
+    count: int = 1
+
+
+@dataclass(slots=True)
+class FeedbackEvent(Event):
+    name: ClassVar[str] = semconv.EVENT_FEEDBACK
+    request_id: str = ""
+    score: float = 0.0
+    model: str | None = None
+    provider: str | None = None
+    comment_length: int | None = None
+
+
+@dataclass(slots=True)
+class RevenueEvent(Event):
+    name: ClassVar[str] = semconv.EVENT_REVENUE
+    amount_usd: float = 0.0
+    plan: str | None = None
+
+
+@dataclass(slots=True)
+class SessionEvent(Event):
+    name: ClassVar[str] = semconv.EVENT_SESSION
+    state: str = "started"
+    duration_s: float | None = None
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.name: cls for cls in (ModelCallEvent, FeatureUseEvent, FeedbackEvent, RevenueEvent, SessionEvent)
+}
+
+
+def from_attributes(event_name: str, attributes: dict[str, Any]) -> Event:
+    """Rebuild an event from log-record attributes.
+
+    Raises ``ValueError`` for an unknown event name, a missing timestamp or a
+    field whose value has the wrong type; unknown attribute keys are ignored so
+    newer senders stay readable.
+    """
+    cls = EVENT_TYPES.get(event_name)
+    if cls is None:
+        raise ValueError(f"unknown event name {event_name!r}; expected one of {sorted(EVENT_TYPES)}")
+    wanted = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in attributes.items():
+        fname = _KEY_FIELDS.get(key)
+        if fname is None or fname not in wanted:
+            continue
+        kwargs[fname] = _coerce(fname, wanted[fname].type, value)
+    if "timestamp" not in kwargs:
+        raise ValueError(f"{event_name}: missing attribute {FIELD_KEYS['timestamp']!r}")
+    return cls(**kwargs)
+
+
+_INT_FIELDS = {"input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"}
+
+
+def _coerce(fname: str, annotation: Any, value: Any) -> Any:
+    ann = str(annotation)
+    if "bool" in ann:
+        if isinstance(value, bool):
+            return value
+        if value in ("true", "false"):
+            return value == "true"
+    elif fname in _INT_FIELDS or ann.startswith("int"):
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        if isinstance(value, str) and value.isdigit():  # OTLP/JSON encodes int64 as strings
+            return int(value)
+    elif "float" in ann:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(value, str):
+        return value
+    raise ValueError(f"attribute {FIELD_KEYS[fname]!r} has a value of the wrong type: {value!r}")

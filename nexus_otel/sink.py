@@ -1,0 +1,158 @@
+"""A non-blocking, bounded, batched event pipeline.
+
+The caller's thread only appends to a deque; a daemon thread hands batches to
+the exporters (OTLP logs, the embedded SQLite rollup, the OpenTelemetry logs
+API). A full queue drops the event and counts it instead of blocking the
+call that produced it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from .events import Event
+
+__all__ = ["EventExporter", "EventSink"]
+
+_log = logging.getLogger(__name__)
+
+
+class EventExporter(Protocol):
+    def export(self, batch: Sequence[Event]) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+class EventSink:
+    """Queue events; export them in batches of ``batch_size`` or every ``flush_interval_s``."""
+
+    def __init__(
+        self,
+        exporters: Sequence[EventExporter] = (),
+        *,
+        max_queue: int = 10_000,
+        batch_size: int = 50,
+        flush_interval_s: float = 5.0,
+        on_drop: Callable[[str, int], None] | None = None,
+    ) -> None:
+        if max_queue < 1 or batch_size < 1:
+            raise ValueError("max_queue and batch_size must be >= 1")
+        if flush_interval_s <= 0:
+            raise ValueError("flush_interval_s must be > 0")
+        self.exporters = list(exporters)
+        self.max_queue = max_queue
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self._on_drop = on_drop
+        self._queue: deque[Event] = deque()
+        self._wake = threading.Event()
+        self._idle = threading.Condition()
+        self._in_flight = 0
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def submit(self, event: Event) -> None:
+        """Queue one event without blocking; drops (and counts) when full or closed."""
+        if not self.exporters:
+            return
+        if self._closed:
+            self._drop("shutdown", 1)
+            return
+        queue = self._queue
+        if len(queue) >= self.max_queue:
+            self._drop("queue_full", 1)
+            return
+        queue.append(event)
+        if self._thread is None:
+            self._start()
+        if len(queue) >= self.batch_size:
+            self._wake.set()
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Export everything queued so far; True when done within the timeout."""
+        if self._thread is None:
+            self._export_pending()
+            return True
+        deadline = time.monotonic() + timeout_s
+        self._wake.set()
+        with self._idle:
+            while self._queue or self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(min(remaining, 0.05))
+                self._wake.set()
+        return True
+
+    def shutdown(self, timeout_s: float = 10.0) -> None:
+        """Flush, stop the worker and shut the exporters down. Idempotent."""
+        if self._closed:
+            return
+        self.flush(timeout_s)
+        self._closed = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        self._export_pending()
+        for exporter in self.exporters:
+            try:
+                exporter.shutdown()
+            except Exception:
+                _log.exception("event exporter %r failed to shut down", exporter)
+
+    def _start(self) -> None:
+        with self._thread_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="nexus-otel-events", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            self._export_pending()
+
+    def _export_pending(self) -> None:
+        queue = self._queue
+        while queue:
+            batch: list[Event] = []
+            with self._idle:
+                while queue and len(batch) < self.batch_size:
+                    batch.append(queue.popleft())
+                self._in_flight += len(batch)
+            try:
+                self._export(batch)
+            finally:
+                with self._idle:
+                    self._in_flight -= len(batch)
+                    self._idle.notify_all()
+
+    def _export(self, batch: list[Event]) -> None:
+        for exporter in self.exporters:
+            try:
+                exporter.export(batch)
+            except Exception:
+                _log.exception("event exporter %r failed; %d events dropped", exporter, len(batch))
+                self._drop("export_failed", len(batch))
+
+    def _drop(self, reason: str, n: int) -> None:
+        if self._on_drop is not None:
+            self._on_drop(reason, n)
+
+    def _after_fork(self) -> None:
+        # The worker thread does not survive fork(); the child starts its own.
+        self._thread = None
+        self._thread_lock = threading.Lock()
+        self._idle = threading.Condition()
+        self._in_flight = 0

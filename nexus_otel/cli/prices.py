@@ -39,8 +39,8 @@ def _load(files: tuple[Path, ...]) -> object:
         raise click.ClickException(str(exc)) from None
 
 
-@click.group(invoke_without_command=True)
-@click.argument("model", required=False)
+@click.command(context_settings={"ignore_unknown_options": False})
+@click.argument("words", nargs=-1, metavar="[MODEL | import FILE]")
 @click.option(
     "--provider", help="Only this provider (gen_ai.provider.name, e.g. openai, anthropic, gcp.gemini)."
 )
@@ -55,31 +55,52 @@ def _load(files: tuple[Path, ...]) -> object:
     "--check", "check_file", type=click.Path(path_type=Path), help="Validate a price file and exit."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.pass_context
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With import: write the YAML here.",
+)
+@click.option(
+    "--effective-from",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="With import: date the imported prices take effect (default: today).",
+)
 def prices(
-    ctx: click.Context,
     *,
-    model: str | None,
+    words: tuple[str, ...],
     provider: str | None,
     files: tuple[Path, ...],
     check_file: Path | None,
     as_json: bool,
+    output: Path | None,
+    effective_from: object,
 ) -> None:
-    """List model prices (USD per 1M tokens) or look one model up.
+    """List model prices (USD per 1M tokens), look one up, check or import a price file.
 
-    Without MODEL, prints the table in force today. With MODEL (a name, an alias
-    such as gpt-4o-2024-08-06, or a dated snapshot name), prints the entry it
-    resolves to, its history and its long-context tiers. --check FILE validates
-    a price file and prints every problem as FILE:LINE: message.
+    \b
+    nexus-otel prices                     the table in force today
+    nexus-otel prices MODEL               one model: alias resolution, history, tiers
+    nexus-otel prices --check FILE        validate a price file (FILE:LINE: message)
+    nexus-otel prices import FILE -o OUT  convert LiteLLM's model_prices_and_context_window.json
+
+    MODEL may be a name, an alias (gpt-4o-2024-08-06) or a dated snapshot name.
+    Use your own files with --prices-file, configure(price_files=...) or
+    $NEXUS_PRICES_FILE.
     """
-    if ctx.invoked_subcommand is not None:
-        return
     if check_file is not None:
         _check(check_file)
         return
+    if words and words[0] == "import":
+        if len(words) != 2:
+            raise click.UsageError("usage: nexus-otel prices import FILE [-o OUT.yaml]")
+        _import(Path(words[1]), output, effective_from)
+        return
+    if len(words) > 1:
+        raise click.UsageError(f"expected one MODEL, got {' '.join(words)!r}")
     table = _load(files)
-    if model is not None:
-        _show(table, model, provider, as_json)
+    if words:
+        _show(table, words[0], provider, as_json)
         return
     rows = [
         _row(p)
@@ -92,11 +113,11 @@ def prices(
         if row["effective_from"] <= today:
             latest[(row["provider"], row["model"])] = row
     out = list(latest.values())
+    if not out:
+        raise click.ClickException(f"no prices for provider {provider!r}")
     if as_json:
         click.echo(json.dumps(out, indent=2))
         return
-    if not out:
-        raise click.ClickException(f"no prices for provider {provider!r}")
     _table(out)
 
 
@@ -158,29 +179,11 @@ def _check(path: Path) -> None:
     click.echo(f"{path}: OK, {len(entries)} price entries")
 
 
-@prices.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the YAML here (default: stdout).",
-)
-@click.option(
-    "--effective-from",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="Date the imported prices take effect (default: today).",
-)
-def import_(*, file: Path, output: Path | None, effective_from: object) -> None:
-    """Convert LiteLLM's model_prices_and_context_window.json to a nexus-otel price file.
-
-    Per-token prices become per-1M prices (exact decimals), LiteLLM provider
-    names become OpenTelemetry gen_ai.provider.name values, and only chat,
-    completion and responses models are kept. Load the result with
-    --prices-file, configure(price_files=...) or $NEXUS_PRICES_FILE.
-    """
+def _import(file: Path, output: Path | None, effective_from: object) -> None:
     from nexus_otel.pricing.litellm import convert_litellm
 
+    if not file.is_file():
+        raise click.ClickException(f"{file}: no such file")
     try:
         result = convert_litellm(file, effective_from=effective_from.date() if effective_from else None)  # type: ignore[attr-defined]
     except ValueError as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .attribution import attribution  # eager: the module shares the function's name
 from .version import __version__
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
 _EXPORTS = {
     "CallRecord": ".record",
     "Usage": ".usage",
-    "attribution": ".attribution",
     "configure": ".telemetry",
     "shutdown": ".telemetry",
     "current_call": ".tracking",
@@ -73,7 +73,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from .attribution import attribution
     from .business import end_session, session, start_session, track_feature, track_feedback, track_revenue
     from .integrations.anthropic import instrument_anthropic
     from .integrations.openai import instrument_openai

@@ -1,0 +1,1 @@
+"""Simulated AI traffic for ``nexus-otel demo``: real clients, real decorators, fake providers."""

@@ -43,8 +43,8 @@ class LabelGuard:
         self._lock = threading.Lock()
         self._on_fold = on_fold
 
-    def fold(self, label: str, value: str | None) -> str | None:
-        """The value to put on the metric for ``label``."""
+    def fold(self, label: str, value: str | None, *, notify: bool = True) -> str | None:
+        """The value to put on the metric for ``label``; ``notify=False`` skips ``on_fold``."""
         if value is None:
             return None
         seen = self._seen.get(label)
@@ -57,7 +57,7 @@ class LabelGuard:
             if len(seen) < self._caps.get(label, self._default):
                 seen.add(value)
                 return value
-        if self._on_fold is not None:
+        if notify and self._on_fold is not None:
             self._on_fold(label)
         return FOLDED_VALUE
 

@@ -89,6 +89,10 @@ class Event:
                 out[FIELD_KEYS[f.name]] = value
         return out
 
+    def materialize(self) -> Event:
+        """Events queue as themselves; see :class:`nexus_otel.recorder.PendingCallEvent`."""
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["event"] = self.name

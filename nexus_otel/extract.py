@@ -43,6 +43,10 @@ def usage_from_response(obj: Any) -> Usage | None:
     if obj is None:
         return None
     usage = _get(obj, "usage")
+    prompt_tokens = getattr(usage, "prompt_tokens", None)
+    if type(prompt_tokens) is int:
+        # The common case on the hot path: an OpenAI ChatCompletion object.
+        return _openai_chat(usage)
     if usage is None:
         usage = _get(obj, "usage_metadata")
     if usage is None:
@@ -91,8 +95,12 @@ def _normalised(
 
 
 def _openai_chat(u: Any) -> Usage:
-    prompt_details = _get(u, "prompt_tokens_details")
-    completion_details = _get(u, "completion_tokens_details")
+    if isinstance(u, dict):
+        prompt_details = u.get("prompt_tokens_details")
+        completion_details = u.get("completion_tokens_details")
+    else:
+        prompt_details = getattr(u, "prompt_tokens_details", None)
+        completion_details = getattr(u, "completion_tokens_details", None)
     return _normalised(
         input_tokens=_int(_get(u, "prompt_tokens")),
         output_tokens=_int(_get(u, "completion_tokens")),
@@ -145,6 +153,9 @@ def _gemini(u: Any) -> Usage:
 
 def response_model_from(obj: Any) -> str | None:
     """The model that actually served the response, when the response names it."""
+    model = getattr(obj, "model", None)
+    if type(model) is str and model:
+        return model
     for holder in (obj, _get(obj, "response"), _get(obj, "message")):
         if holder is None or isinstance(holder, str):
             continue

@@ -8,11 +8,12 @@ never breaks the call it observes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections import OrderedDict
-from datetime import datetime, timezone
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from . import semconv as sc
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
     from .pricing import PriceTable
 
-__all__ = ["Recorder", "get_recorder", "set_recorder"]
+__all__ = ["PendingCallEvent", "Recorder", "get_recorder", "set_recorder"]
 
 _log = logging.getLogger(__name__)
 _TRUE, _FALSE = "true", "false"
@@ -75,6 +76,7 @@ class Recorder:
         self._recent: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self._recent_lock = threading.Lock()
         self._sessions: dict[str, float] = {}
+        self._keys: dict[tuple[Any, ...], _Keys] = {}
 
     # -- model calls ------------------------------------------------------------
     def record_call(self, rec: CallRecord) -> None:
@@ -85,74 +87,65 @@ class Recorder:
             self._internal_error("record_call")
 
     def _record_call(self, rec: CallRecord) -> None:
-        fold = self._guard.fold
-        model = fold(sc.REQUEST_MODEL, rec.model)
-        response_model = fold(sc.RESPONSE_MODEL, rec.response_model)
-        provider = fold(sc.PROVIDER, rec.provider)
-        feature = fold(sc.FEATURE, rec.feature)
-        team = fold(sc.TEAM, rec.team)
-        project = fold(sc.PROJECT, rec.project)
-        base: Key = tuple(
-            (k, v)
-            for k, v in (
-                (sc.OPERATION, rec.operation),
-                (sc.PROVIDER, provider),
-                (sc.REQUEST_MODEL, model),
-                (sc.RESPONSE_MODEL, response_model),
-                (sc.SERVER_ADDRESS, rec.server_address),
-                (sc.FEATURE, feature),
-                (sc.TEAM, team),
-                (sc.PROJECT, project),
-            )
-            if v is not None
+        cache_key = (
+            rec.operation,
+            rec.provider,
+            rec.model,
+            rec.response_model,
+            rec.server_address,
+            rec.feature,
+            rec.team,
+            rec.project,
+            rec.routed,
         )
+        keys = self._keys.get(cache_key)
+        if keys is None:
+            keys = self._build_keys(rec)
+            if len(self._keys) >= _KEY_CACHE_SIZE:
+                self._keys.clear()
+            self._keys[cache_key] = keys
+        base = keys.base
+        provider, model, response_model, feature, team, project = keys.labels
         routed = _TRUE if rec.routed else _FALSE
         failed = rec.error_type is not None
         usage = rec.usage
         cost = baseline = None
         priced = True
-        at = datetime.fromtimestamp(rec.start_time or time.time(), timezone.utc)
+        at = _utc_day(rec.start_time or time.time())
         if usage is not None and usage.total_tokens:
             cost = self._cost(rec.provider, rec.response_model or rec.model, rec.model, usage, at)
             priced = cost is not None
             if rec.routed and rec.baseline_model and cost is not None:
                 baseline = self._cost(rec.provider, rec.baseline_model, None, usage, at)
-        duration_key = (
-            *base,
-            (sc.OUTCOME, sc.OUTCOME_ERROR if failed else sc.OUTCOME_SUCCESS),
-            (sc.ROUTED, routed),
-        )
-        if failed:
-            duration_key = (*duration_key, (sc.ERROR_TYPE, rec.error_type))
+        duration_key = keys.success if not failed else (*keys.error, (sc.ERROR_TYPE, rec.error_type))
         baseline_model = None
         if rec.routed or rec.baseline_model is not None:
-            baseline_model = fold(sc.REQUEST_MODEL, rec.baseline_model or rec.model)
+            baseline_model = self._guard.fold(sc.REQUEST_MODEL, rec.baseline_model or rec.model)
         m = self.metrics
         with m.lock:
+            for label in keys.folded:
+                # Counted per measurement, like the first time this label set was folded.
+                m.add(sc.LABELS_FOLDED, ((sc.LABEL, label),), 1)
             m.record(sc.OPERATION_DURATION, duration_key, rec.duration_s)
             if rec.ttft_s is not None:
-                m.record(sc.TIME_TO_FIRST_CHUNK, (*base, (sc.ROUTED, routed)), rec.ttft_s)
+                m.record(sc.TIME_TO_FIRST_CHUNK, keys.ttft, rec.ttft_s)
             if usage is not None:
-                m.record(
-                    sc.TOKEN_USAGE, (*base, (sc.TOKEN_TYPE, "input"), (sc.ROUTED, routed)), usage.input_tokens
-                )
-                m.record(
-                    sc.TOKEN_USAGE,
-                    (*base, (sc.TOKEN_TYPE, "output"), (sc.ROUTED, routed)),
-                    usage.output_tokens,
-                )
-                for token_type, n in (
-                    ("cache_read", usage.cache_read_tokens),
-                    ("cache_write_5m", usage.cache_write_5m_tokens),
-                    ("cache_write_1h", usage.cache_write_1h_tokens),
-                    ("reasoning", usage.reasoning_tokens),
-                ):
-                    if n:
-                        m.add(sc.TOKENS_DETAILED, (*base, (sc.DETAILED_TOKEN_TYPE, token_type)), n)
+                m.record(sc.TOKEN_USAGE, keys.input_tokens, usage.input_tokens)
+                m.record(sc.TOKEN_USAGE, keys.output_tokens, usage.output_tokens)
+                detailed = keys.detailed
+                if usage.cache_read_tokens:
+                    m.add(sc.TOKENS_DETAILED, detailed["cache_read"], usage.cache_read_tokens)
+                if usage.cache_write_5m_tokens:
+                    m.add(sc.TOKENS_DETAILED, detailed["cache_write_5m"], usage.cache_write_5m_tokens)
+                if usage.cache_write_1h_tokens:
+                    m.add(sc.TOKENS_DETAILED, detailed["cache_write_1h"], usage.cache_write_1h_tokens)
+                if usage.reasoning_tokens:
+                    m.add(sc.TOKENS_DETAILED, detailed["reasoning"], usage.reasoning_tokens)
                 if cost is not None:
+                    cost_keys = keys.cost
                     for cost_type, usd in cost.as_floats().items():
                         if usd:
-                            m.add(sc.COST, (*base, (sc.COST_TYPE, cost_type), (sc.ROUTED, routed)), usd)
+                            m.add(sc.COST, cost_keys[cost_type], usd)
                 elif usage.total_tokens:
                     m.add(sc.PRICING_MISSES, _pricing_key(provider, model, response_model), 1)
             if baseline_model is not None:
@@ -180,44 +173,46 @@ class Recorder:
                         (*base, (sc.BASELINE_MODEL, baseline_model)),
                         float((baseline or cost).total),
                     )
-        cost_usd = float(cost.total) if cost is not None else None
         self._remember(rec, feature, team, project)
-        self.events.submit(
-            ModelCallEvent(
-                timestamp=rec.start_time,
-                request_id=rec.request_id,
-                user_id=rec.user_id,
-                session_id=rec.session_id,
-                team=rec.team,
-                project=rec.project,
-                feature=rec.feature,
-                model=rec.model,
-                response_model=rec.response_model,
-                provider=rec.provider,
-                operation=rec.operation,
-                server_address=rec.server_address,
-                input_tokens=usage.input_tokens if usage else 0,
-                output_tokens=usage.output_tokens if usage else 0,
-                cache_read_tokens=usage.cache_read_tokens if usage else 0,
-                cache_write_tokens=usage.cache_write_tokens if usage else 0,
-                reasoning_tokens=usage.reasoning_tokens if usage else 0,
-                cost_usd=cost_usd,
-                baseline_cost_usd=float((baseline or cost).total)
-                if rec.routed and cost is not None
-                else None,
-                priced=priced,
-                latency_s=rec.duration_s,
-                ttft_s=rec.ttft_s,
-                streamed=rec.streamed,
-                outcome=sc.OUTCOME_ERROR if failed else sc.OUTCOME_SUCCESS,
-                error_type=rec.error_type,
-                routed=rec.routed,
-                routed_from=rec.baseline_model,
-                router_confidence=rec.router_confidence,
-            )
-        )
+        self.events.submit(PendingCallEvent(rec, cost, baseline, priced))
 
-    def _cost(self, provider: str, model: str, fallback_model: str | None, usage: Any, at: datetime) -> Any:
+    def _build_keys(self, rec: CallRecord) -> _Keys:
+        """Fold the labels of a new label combination and precompute every series key for it."""
+        folded: list[str] = []
+
+        def fold(label: str, value: str | None) -> str | None:
+            out = self._guard.fold(label, value, notify=False)
+            if out != value:
+                folded.append(label)
+            return out
+
+        labels = (
+            fold(sc.PROVIDER, rec.provider),
+            fold(sc.REQUEST_MODEL, rec.model),
+            fold(sc.RESPONSE_MODEL, rec.response_model),
+            fold(sc.FEATURE, rec.feature),
+            fold(sc.TEAM, rec.team),
+            fold(sc.PROJECT, rec.project),
+        )
+        provider, model, response_model, feature, team, project = labels
+        base: Key = tuple(
+            (k, v)
+            for k, v in (
+                (sc.OPERATION, rec.operation),
+                (sc.PROVIDER, provider),
+                (sc.REQUEST_MODEL, model),
+                (sc.RESPONSE_MODEL, response_model),
+                (sc.SERVER_ADDRESS, rec.server_address),
+                (sc.FEATURE, feature),
+                (sc.TEAM, team),
+                (sc.PROJECT, project),
+            )
+            if v is not None
+        )
+        # Folds are counted per recorded call (in _record_call), not here.
+        return _Keys(base, _TRUE if rec.routed else _FALSE, labels, tuple(folded))
+
+    def _cost(self, provider: str, model: str, fallback_model: str | None, usage: Any, at: date) -> Any:
         prices = self._prices
         if prices is None:
             from .pricing import get_default_table
@@ -418,6 +413,97 @@ class Recorder:
                 )
         except Exception:  # pragma: no cover - last line of defence
             pass
+
+
+_KEY_CACHE_SIZE = 10_000
+
+
+class _Keys:
+    """Every series key one label combination needs, built once."""
+
+    __slots__ = (
+        "base",
+        "cost",
+        "detailed",
+        "error",
+        "folded",
+        "input_tokens",
+        "labels",
+        "output_tokens",
+        "success",
+        "ttft",
+    )
+
+    def __init__(
+        self, base: Key, routed: str, labels: tuple[str | None, ...], folded: tuple[str, ...]
+    ) -> None:
+        r = (sc.ROUTED, routed)
+        self.base = base
+        self.labels = labels
+        self.folded = folded
+        self.success = (*base, (sc.OUTCOME, sc.OUTCOME_SUCCESS), r)
+        self.error = (*base, (sc.OUTCOME, sc.OUTCOME_ERROR), r)
+        self.ttft = (*base, r)
+        self.input_tokens = (*base, (sc.TOKEN_TYPE, "input"), r)
+        self.output_tokens = (*base, (sc.TOKEN_TYPE, "output"), r)
+        self.detailed = {t: (*base, (sc.DETAILED_TOKEN_TYPE, t)) for t in sc.DETAILED_TOKEN_TYPES}
+        self.cost = {t: (*base, (sc.COST_TYPE, t), r) for t in sc.COST_TYPES}
+
+
+class PendingCallEvent:
+    """A finished call waiting in the event queue; the event object is built on the export thread."""
+
+    __slots__ = ("baseline", "cost", "priced", "rec")
+
+    def __init__(self, rec: CallRecord, cost: Any, baseline: Any, priced: bool) -> None:
+        self.rec, self.cost, self.baseline, self.priced = rec, cost, baseline, priced
+
+    def materialize(self) -> ModelCallEvent:
+        rec, usage, cost = self.rec, self.rec.usage, self.cost
+        routed_cost = (self.baseline or cost) if rec.routed and cost is not None else None
+        return ModelCallEvent(
+            timestamp=rec.start_time,
+            request_id=rec.request_id,
+            user_id=rec.user_id,
+            session_id=rec.session_id,
+            team=rec.team,
+            project=rec.project,
+            feature=rec.feature,
+            model=rec.model,
+            response_model=rec.response_model,
+            provider=rec.provider,
+            operation=rec.operation,
+            server_address=rec.server_address,
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+            cache_read_tokens=usage.cache_read_tokens if usage else 0,
+            cache_write_tokens=usage.cache_write_tokens if usage else 0,
+            reasoning_tokens=usage.reasoning_tokens if usage else 0,
+            cost_usd=float(cost.total) if cost is not None else None,
+            baseline_cost_usd=float(routed_cost.total) if routed_cost is not None else None,
+            priced=self.priced,
+            latency_s=rec.duration_s,
+            ttft_s=rec.ttft_s,
+            streamed=rec.streamed,
+            outcome=sc.OUTCOME_ERROR if rec.error_type is not None else sc.OUTCOME_SUCCESS,
+            error_type=rec.error_type,
+            routed=rec.routed,
+            routed_from=rec.baseline_model,
+            router_confidence=rec.router_confidence,
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def _day(day_number: int) -> date:
+    return date.fromordinal(_EPOCH_ORDINAL + day_number)
+
+
+def _utc_day(unix_seconds: float) -> date:
+    """The UTC calendar day of a timestamp: prices change at most daily, so this is all pricing needs."""
+    return _day(int(unix_seconds // 86400))
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 def _pricing_key(provider: str | None, model: str | None, response_model: str | None) -> Key:

@@ -23,6 +23,10 @@ __all__ = ["EventExporter", "EventSink"]
 _log = logging.getLogger(__name__)
 
 
+class Queued(Protocol):
+    def materialize(self) -> Event: ...
+
+
 class EventExporter(Protocol):
     def export(self, batch: Sequence[Event]) -> None: ...
 
@@ -50,7 +54,7 @@ class EventSink:
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self._on_drop = on_drop
-        self._queue: deque[Event] = deque()
+        self._queue: deque[Queued] = deque()
         self._wake = threading.Event()
         self._idle = threading.Condition()
         self._in_flight = 0
@@ -62,8 +66,12 @@ class EventSink:
     def __len__(self) -> int:
         return len(self._queue)
 
-    def submit(self, event: Event) -> None:
-        """Queue one event without blocking; drops (and counts) when full or closed."""
+    def submit(self, event: Queued) -> None:
+        """Queue one event without blocking; drops (and counts) when full or closed.
+
+        Anything with ``materialize() -> Event`` may be queued: building the
+        event object then happens on the export thread, not the caller's.
+        """
         if not self.exporters:
             return
         if self._closed:
@@ -126,17 +134,28 @@ class EventSink:
     def _export_pending(self) -> None:
         queue = self._queue
         while queue:
-            batch: list[Event] = []
+            pending: list[Queued] = []
             with self._idle:
-                while queue and len(batch) < self.batch_size:
-                    batch.append(queue.popleft())
-                self._in_flight += len(batch)
+                while queue and len(pending) < self.batch_size:
+                    pending.append(queue.popleft())
+                self._in_flight += len(pending)
+            batch = pending
             try:
-                self._export(batch)
+                self._export(self._materialize(pending))
             finally:
                 with self._idle:
                     self._in_flight -= len(batch)
                     self._idle.notify_all()
+
+    def _materialize(self, pending: list[Queued]) -> list[Event]:
+        events = []
+        for item in pending:
+            try:
+                events.append(item.materialize())
+            except Exception:
+                _log.exception("nexus-otel could not build an event; it is dropped")
+                self._drop("invalid", 1)
+        return events
 
     def _export(self, batch: list[Event]) -> None:
         for exporter in self.exporters:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import itertools
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -29,13 +31,33 @@ from .recorder import Recorder, get_recorder
 from .streams import AsyncStreamWrapper, SyncStreamWrapper, is_async_stream, is_sync_stream
 from .usage import Usage
 
-__all__ = ["ModelCall", "current_call", "error_type_of", "track_model_call"]
+__all__ = ["ModelCall", "current_call", "error_type_of", "new_request_id", "start_call", "track_model_call"]
 
 _log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 _current_call: contextvars.ContextVar[ModelCall | None] = contextvars.ContextVar(
     "nexus_otel_call", default=None
 )
+
+
+_id_prefix = uuid.uuid4().hex[:16]
+_id_counter = itertools.count()
+
+
+def _new_id_space() -> None:
+    global _id_prefix, _id_counter
+    _id_prefix, _id_counter = uuid.uuid4().hex[:16], itertools.count()
+
+
+os.register_at_fork(after_in_child=_new_id_space)
+
+
+def new_request_id() -> str:
+    """A 32-hex-digit id unique across processes: a random per-process prefix and a counter.
+
+    Cheaper than ``uuid4()`` per call (no system call); a forked child draws a new prefix.
+    """
+    return f"{_id_prefix}{next(_id_counter):016x}"
 
 
 def current_call() -> ModelCall | None:
@@ -180,6 +202,45 @@ def _is_usage_only_chunk(chunk: Any) -> bool:
     return usage is not None and choices is not None and len(choices) == 0
 
 
+def start_call(
+    *,
+    model: str,
+    provider: str,
+    operation: str = "chat",
+    server_address: str | None = None,
+    feature: str | None = None,
+    team: str | None = None,
+    project: str | None = None,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    routed: bool = False,
+    baseline_model: str | None = None,
+    router_confidence: float | None = None,
+    request_id: str | None = None,
+    recorder: Recorder | None = None,
+    hide_usage_chunk: bool = False,
+) -> ModelCall:
+    """Begin tracking a call now, without validation (callers validated already)."""
+    ctx = current_attribution()
+    record = CallRecord(
+        model=model,
+        provider=provider,
+        operation=operation,
+        start_time=time.time(),
+        request_id=request_id or new_request_id(),
+        user_id=user_id or ctx.user_id,
+        session_id=session_id or ctx.session_id,
+        team=team or ctx.team,
+        project=project or ctx.project,
+        feature=feature or ctx.feature,
+        routed=routed,
+        baseline_model=baseline_model,
+        router_confidence=router_confidence,
+        server_address=server_address,
+    )
+    return ModelCall(record, recorder, hide_usage_chunk)
+
+
 class track_model_call:
     """Track one model call: as ``@track_model_call(...)`` or ``with track_model_call(...) as call``.
 
@@ -256,26 +317,13 @@ class track_model_call:
         self._active: list[tuple[ModelCall, contextvars.Token[ModelCall | None]]] = []
 
     def start(self) -> ModelCall:
-        """Begin a call now (integrations use this directly)."""
-        s = self._static
-        ctx = current_attribution()
-        record = CallRecord(
-            model=s["model"],
-            provider=s["provider"],
-            operation=s["operation"],
-            start_time=time.time(),
-            request_id=self._request_id or uuid.uuid4().hex,
-            user_id=s["user_id"] or ctx.user_id,
-            session_id=s["session_id"] or ctx.session_id,
-            team=s["team"] or ctx.team,
-            project=s["project"] or ctx.project,
-            feature=s["feature"] or ctx.feature,
-            routed=s["routed"],
-            baseline_model=s["baseline_model"],
-            router_confidence=s["router_confidence"],
-            server_address=s["server_address"],
+        """Begin a call now."""
+        return start_call(
+            **self._static,
+            request_id=self._request_id,
+            recorder=self._recorder,
+            hide_usage_chunk=self._hide_usage_chunk,
         )
-        return ModelCall(record, self._recorder, self._hide_usage_chunk)
 
     # -- context manager ---------------------------------------------------------
     def __enter__(self) -> ModelCall:

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..tracking import _settle, track_model_call
+from ..tracking import _settle, start_call
 
 __all__ = ["is_wrapped", "wrap_create"]
 
@@ -37,6 +37,7 @@ def wrap_create(
     original = resource.create
     if is_wrapped(original):
         return
+    fixed = {k: v for k, v in attribution.items() if v}
 
     def begin(kwargs: dict[str, Any]) -> Any:
         hide = False
@@ -44,15 +45,14 @@ def wrap_create(
             if prepare is not None:
                 hide = prepare(kwargs)
             model = kwargs.get("model")
-            tracker = track_model_call(
+            return start_call(
                 model=model if isinstance(model, str) and model else "unknown",
                 provider=provider,
                 operation=operation,
                 server_address=server_address,
-                _hide_usage_chunk=hide,
-                **{k: v for k, v in attribution.items() if v},
+                hide_usage_chunk=hide,
+                **fixed,
             )
-            return tracker.start()
         except Exception:
             _log.exception("nexus-otel could not start tracking a %s call", provider)
             return None

@@ -81,12 +81,17 @@ class Event:
     feature: str | None = None
 
     def to_attributes(self) -> dict[str, Any]:
-        """Flat OTLP-compatible attributes; ``None`` fields are left out."""
+        """Flat OTLP-compatible attributes.
+
+        ``None`` fields and fields equal to their default (zero token counts,
+        ``routed=False`` ...) are left out: :func:`from_attributes` restores them,
+        and every attribute costs encoding time and bytes on the wire.
+        """
         out: dict[str, Any] = {"event.name": self.name}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if value is not None:
-                out[FIELD_KEYS[f.name]] = value
+        for name, key, default in _fields_of(type(self)):
+            value = getattr(self, name)
+            if value is not None and (value != default or name == "timestamp"):
+                out[key] = value
         return out
 
     def materialize(self) -> Event:
@@ -154,6 +159,19 @@ class SessionEvent(Event):
     name: ClassVar[str] = semconv.EVENT_SESSION
     state: str = "started"
     duration_s: float | None = None
+
+
+_FIELD_CACHE: dict[type, tuple[tuple[str, str, Any], ...]] = {}
+
+
+def _fields_of(cls: type) -> tuple[tuple[str, str, Any], ...]:
+    cached = _FIELD_CACHE.get(cls)
+    if cached is None:
+        cached = _FIELD_CACHE[cls] = tuple(
+            (f.name, FIELD_KEYS[f.name], None if f.default is dataclasses.MISSING else f.default)
+            for f in dataclasses.fields(cls)
+        )
+    return cached
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

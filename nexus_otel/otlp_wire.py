@@ -1,0 +1,81 @@
+"""Encode nexus-otel events as an OTLP ``ExportLogsServiceRequest``, straight to protobuf bytes.
+
+Building one protobuf message object per attribute costs about 2 µs in Python
+(~45 µs for a model-call event); writing the wire format directly, with each
+attribute key's bytes prepared once, costs a fraction of that. Resource and
+scope are encoded once with the official ``opentelemetry-proto`` messages.
+``tests/test_otlp_wire.py`` decodes the output with ``opentelemetry-proto`` and
+compares it field by field.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .events import Event
+
+__all__ = ["encode_logs_request"]
+
+_double = struct.Struct("<d").pack
+_fixed64 = struct.Struct("<Q").pack
+
+
+def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(tag: int, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2)."""
+    return _varint(tag << 3 | 2) + _varint(len(payload)) + payload
+
+
+_KEY_CACHE: dict[str, bytes] = {}
+
+
+def _key(name: str) -> bytes:
+    encoded = _KEY_CACHE.get(name)
+    if encoded is None:
+        encoded = _KEY_CACHE[name] = _field(1, name.encode())
+    return encoded
+
+
+def _any_value(value: Any) -> bytes:
+    t = type(value)
+    if t is str:
+        raw = value.encode()
+        return b"\x0a" + _varint(len(raw)) + raw  # string_value = 1
+    if t is bool:
+        return b"\x10\x01" if value else b"\x10\x00"  # bool_value = 2
+    if t is int:
+        return b"\x18" + _varint(value & 0xFFFFFFFFFFFFFFFF)  # int_value = 3 (int64, two's complement)
+    return b"\x21" + _double(float(value))  # double_value = 4
+
+
+def _log_record(event: Event, attributes: Mapping[str, Any]) -> bytes:
+    ts = int(event.timestamp * 1e9)
+    parts = [b"\x09" + _fixed64(ts)]  # time_unix_nano = 1 (fixed64)
+    for name, value in attributes.items():
+        if value is None:
+            continue
+        kv = _key(name) + _field(2, _any_value(value))
+        parts.append(b"\x32" + _varint(len(kv)) + kv)  # attributes = 6
+    parts.append(b"\x59" + _fixed64(ts))  # observed_time_unix_nano = 11 (fixed64)
+    parts.append(_field(12, event.name.encode()))  # event_name = 12
+    return b"".join(parts)
+
+
+def encode_logs_request(events: Iterable[Event], *, resource: bytes, scope: bytes) -> bytes:
+    """One request holding every event; ``resource``/``scope`` are pre-encoded messages."""
+    records = b"".join(_field(2, _log_record(e, e.to_attributes())) for e in events)  # log_records = 2
+    scope_logs = _field(1, scope) + records  # scope = 1
+    resource_logs = _field(1, resource) + _field(2, scope_logs)  # resource = 1, scope_logs = 2
+    return _field(1, resource_logs)  # resource_logs = 1

@@ -1,0 +1,122 @@
+"""Events sent over OTLP decode, with the official protobuf messages, to exactly what was recorded."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+import nexus_otel
+from nexus_otel.events import FeedbackEvent, ModelCallEvent, RevenueEvent, SessionEvent, from_attributes
+from nexus_otel.otlp_wire import encode_logs_request
+from nexus_otel.record import CallRecord
+from nexus_otel.usage import Usage
+
+
+def _python(value: AnyValue):
+    return getattr(value, value.WhichOneof("value"))
+
+
+EVENTS = [
+    ModelCallEvent(
+        timestamp=1_767_225_600.123456,
+        request_id="r-1",
+        user_id="user-é",  # non-ASCII survives
+        team="t",
+        model="gpt-4o",
+        provider="openai",
+        input_tokens=300_000,
+        output_tokens=12,
+        cache_read_tokens=299_000,
+        cost_usd=0.0123456789,
+        latency_s=1.5,
+        routed=True,
+        router_confidence=0.5,
+        outcome="error",
+        error_type="RateLimitError",
+    ),
+    FeedbackEvent(timestamp=1_767_225_601.0, request_id="r-1", score=0.75, comment_length=0),
+    RevenueEvent(timestamp=1_767_225_602.0, user_id="u", amount_usd=-20.0, plan="pro"),
+    SessionEvent(timestamp=1_767_225_603.0, session_id="s", state="ended", duration_s=61.0),
+]
+
+
+def test_wire_encoding_decodes_to_the_same_events():
+    resource = Resource(attributes=[]).SerializeToString()
+    scope = InstrumentationScope(name="nexus_otel", version="1").SerializeToString()
+    request = ExportLogsServiceRequest.FromString(encode_logs_request(EVENTS, resource=resource, scope=scope))
+    (rl,) = request.resource_logs
+    (sl,) = rl.scope_logs
+    assert (sl.scope.name, sl.scope.version) == ("nexus_otel", "1")
+    assert len(sl.log_records) == len(EVENTS)
+    for record, event in zip(sl.log_records, EVENTS, strict=True):
+        attrs = {kv.key: _python(kv.value) for kv in record.attributes}
+        assert record.event_name == event.name
+        assert record.time_unix_nano == int(event.timestamp * 1e9)
+        assert attrs == event.to_attributes()
+        assert from_attributes(record.event_name, attrs) == event
+
+
+@pytest.fixture
+def otlp_receiver():
+    """A loopback OTLP/HTTP endpoint that keeps the decoded requests (the remote side of the export)."""
+    received: list[ExportLogsServiceRequest] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            if self.path == "/v1/logs":
+                received.append(ExportLogsServiceRequest.FromString(body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, *args):
+            return None
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", received
+    server.shutdown()
+    server.server_close()
+
+
+def test_configure_exports_one_event_per_call_over_otlp(otlp_receiver, tmp_path, monkeypatch):
+    url, received = otlp_receiver
+    monkeypatch.chdir(tmp_path)
+    t = nexus_otel.configure(
+        otlp_endpoint=url, service_name="svc", event_flush_interval_s=0.05, export_interval_s=60
+    )
+    try:
+        for i in range(120):
+            t.recorder.record_call(
+                CallRecord(
+                    model="gpt-4o",
+                    provider="openai",
+                    start_time=1_767_225_600.0 + i,
+                    duration_s=0.1,
+                    usage=Usage(input_tokens=100, output_tokens=10),
+                    request_id=f"r{i}",
+                    user_id="u1",
+                )
+            )
+        assert t.flush(10)
+    finally:
+        nexus_otel.shutdown()
+    records = [
+        r for req in received for rl in req.resource_logs for sl in rl.scope_logs for r in sl.log_records
+    ]
+    assert sorted(r.time_unix_nano for r in records) == [int((1_767_225_600.0 + i) * 1e9) for i in range(120)]
+    resource = {kv.key: _python(kv.value) for kv in received[0].resource_logs[0].resource.attributes}
+    assert resource["service.name"] == "svc"
+    first = {kv.key: _python(kv.value) for kv in records[0].attributes}
+    assert (first["nexus.user.id"], first["gen_ai.usage.input_tokens"]) == ("u1", 100)
+    assert first["nexus.cost.usd"] == pytest.approx(100 * 2.5e-6 + 10 * 10e-6)

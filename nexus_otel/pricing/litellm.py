@@ -1,47 +1,33 @@
 """Convert LiteLLM's ``model_prices_and_context_window.json`` to nexus-otel's price YAML.
 
-LiteLLM keeps the most widely maintained machine-readable price list; its
-values are USD per token. The conversion reads them as ``Decimal`` (never
-float), multiplies by one million, maps LiteLLM provider names to
-OpenTelemetry ``gen_ai.provider.name`` values and keeps chat-style models only.
+LiteLLM keeps the most widely maintained machine-readable price list; its values
+are USD per token. The conversion reads them as ``Decimal`` (the JSON text is
+never turned into a float), multiplies by one million, maps LiteLLM provider
+names to OpenTelemetry ``gen_ai.provider.name`` values and keeps the modes that
+bill tokens of a conversation (``chat``, ``completion``, ``responses``).
+Long-context prices (``*_above_200k_tokens`` and other ``*_above_<N>k_tokens``)
+become tiers above ``N * 1000`` input tokens.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["PROVIDER_NAMES", "ImportResult", "convert_litellm"]
+from .providers import LITELLM_PROVIDERS
 
-#: LiteLLM ``litellm_provider`` → OpenTelemetry ``gen_ai.provider.name``.
-PROVIDER_NAMES = {
-    "openai": "openai",
-    "text-completion-openai": "openai",
-    "anthropic": "anthropic",
-    "gemini": "gcp.gemini",
-    "vertex_ai-language-models": "gcp.vertex_ai",
-    "vertex_ai-anthropic_models": "gcp.vertex_ai",
-    "mistral": "mistral_ai",
-    "deepseek": "deepseek",
-    "azure": "azure.ai.openai",
-    "azure_ai": "azure.ai.inference",
-    "bedrock": "aws.bedrock",
-    "bedrock_converse": "aws.bedrock",
-    "groq": "groq",
-    "xai": "x_ai",
-    "cohere": "cohere",
-    "cohere_chat": "cohere",
-    "perplexity": "perplexity",
-    "ibm": "ibm.watsonx.ai",
-    "watsonx": "ibm.watsonx.ai",
-}
-CHAT_MODES = {"chat", "completion", "responses"}
+__all__ = ["CHAT_MODES", "ImportResult", "convert_litellm"]
+
+CHAT_MODES = frozenset({"chat", "completion", "responses"})
+#: our rate key -> LiteLLM per-token field.
 _FIELDS = {
     "input": "input_cost_per_token",
     "output": "output_cost_per_token",
@@ -50,74 +36,136 @@ _FIELDS = {
     "cache_write_1h": "cache_creation_input_token_cost_above_1hr",
     "reasoning": "output_cost_per_reasoning_token",
 }
-_TIER_FIELDS = {
-    "input": "input_cost_per_token_above_200k_tokens",
-    "output": "output_cost_per_token_above_200k_tokens",
-    "cache_read": "cache_read_input_token_cost_above_200k_tokens",
-    "cache_write_5m": "cache_creation_input_token_cost_above_200k_tokens",
-}
+_THEIRS = {theirs: ours for ours, theirs in _FIELDS.items()}
+_TIER_FIELD = re.compile(r"^(?P<field>.+)_above_(?P<k>\d+)k_tokens$")
 _MILLION = Decimal(1_000_000)
 
 
 @dataclass
 class ImportResult:
+    """Converted entries (plain dicts in price-file schema) and why others were left out."""
+
     models: list[dict[str, Any]] = field(default_factory=list)
-    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> count
 
-    def skip(self, reason: str) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+    @property
+    def imported(self) -> int:
+        return len(self.models)
 
-    def to_yaml(self) -> str:
+    def summary(self) -> str:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items()))
+        total = sum(self.skipped.values())
+        return f"imported {self.imported} models; skipped {total}" + (f" ({reasons})" if reasons else "")
+
+    def to_yaml(self, *, source: str = "model_prices_and_context_window.json") -> str:
         header = (
-            "# Converted from LiteLLM's model_prices_and_context_window.json by `nexus-otel prices import`.\n"
-            "# USD per 1M tokens.\n"
+            f"# Converted from LiteLLM's {source} by `nexus-otel prices import`.\n"
+            "# USD per 1M tokens. Check with `nexus-otel prices --check FILE`.\n"
         )
-        return header + yaml.safe_dump({"version": 1, "models": self.models}, sort_keys=False, width=120)
+        body = yaml.dump({"version": 1, "models": self.models}, Dumper=_Dumper, sort_keys=False, width=120)
+        return header + body
 
 
-def _per_million(value: Any) -> str:
-    return format((Decimal(str(value)) * _MILLION).normalize(), "f")
+class _Dumper(yaml.SafeDumper):
+    """Writes ``Decimal`` prices as plain YAML numbers, digit for digit, and no ``&id`` anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _represent_decimal(dumper: yaml.SafeDumper, value: Decimal) -> yaml.ScalarNode:
+    text = format(value, "f")
+    tag = "tag:yaml.org,2002:float" if "." in text else "tag:yaml.org,2002:int"
+    return dumper.represent_scalar(tag, text)
+
+
+_Dumper.add_representer(Decimal, _represent_decimal)
+
+
+def _per_million(value: Any) -> Decimal | None:
+    """A LiteLLM per-token price as USD per 1M tokens; None when it is not a price."""
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
+        return None
+    try:
+        per_token = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    if not per_token.is_finite() or per_token < 0:
+        return None
+    per_million = (per_token * _MILLION).normalize()
+    # normalize() may leave an exponent (3E+1); rebuild so the YAML shows 30, not 3E+1.
+    return per_million.quantize(Decimal(1)) if per_million == per_million.to_integral() else per_million
+
+
+def _entry(spec: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    rates: dict[str, Decimal] = {}
+    tiers: dict[int, dict[str, Decimal]] = {}
+    for theirs, raw in spec.items():
+        if raw is None:
+            continue
+        tier = _TIER_FIELD.match(theirs)
+        base = tier.group("field") if tier else theirs
+        ours = _THEIRS.get(base)
+        if ours is None:
+            continue
+        value = _per_million(raw)
+        if value is None:
+            return None, f"bad price in {theirs}"
+        if tier:
+            tiers.setdefault(int(tier.group("k")) * 1000, {})[ours] = value
+        else:
+            rates[ours] = value
+    if "input" not in rates or "output" not in rates:
+        return None, "no input/output price"
+    entry: dict[str, Any] = _in_schema_order(rates)
+    # A tier without both base rates cannot price a request on its own; LiteLLM lists
+    # e.g. only a long-context input price for some models, which we leave out.
+    complete = [(k, t) for k, t in sorted(tiers.items()) if "input" in t and "output" in t]
+    if complete:
+        entry["tiers"] = [{"above_input_tokens": k, **_in_schema_order(t)} for k, t in complete]
+    return entry, None
+
+
+def _in_schema_order(rates: dict[str, Decimal]) -> dict[str, Decimal]:
+    return {k: rates[k] for k in _FIELDS if k in rates}
 
 
 def convert_litellm(path: str | Path, *, effective_from: date | None = None) -> ImportResult:
-    """Read a LiteLLM price file; raises ``ValueError`` when it is not one."""
+    """Read a LiteLLM price file; raises ``ValueError`` (``FILE:LINE: message``) when it is not one."""
     try:
-        doc = json.loads(Path(path).read_text(), parse_float=Decimal)
+        doc = json.loads(Path(path).read_text(encoding="utf-8"), parse_float=Decimal)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ValueError(f"{path}: cannot read: {reason}") from None
     if not isinstance(doc, dict):
         raise ValueError(f"{path}: expected a JSON object mapping model names to prices")
-    day = (effective_from or date.today()).isoformat()
+    day = effective_from or date.today()
     result = ImportResult()
     seen: set[tuple[str, str]] = set()
     for name, spec in doc.items():
-        if name == "sample_spec" or not isinstance(spec, dict):
+        if name == "sample_spec":  # LiteLLM's schema documentation, not a model
             continue
-        if spec.get("mode", "chat") not in CHAT_MODES:
-            result.skip(f"mode {spec.get('mode')}")
+        if not isinstance(spec, dict):
+            result.skipped["not an object"] += 1
             continue
-        provider = PROVIDER_NAMES.get(str(spec.get("litellm_provider", "")))
+        mode = spec.get("mode")
+        if mode not in CHAT_MODES:
+            result.skipped[f"mode {mode}"] += 1
+            continue
+        provider = LITELLM_PROVIDERS.get(str(spec.get("litellm_provider", "")))
         if provider is None:
-            result.skip(f"provider {spec.get('litellm_provider')}")
+            result.skipped[f"provider {spec.get('litellm_provider')}"] += 1
             continue
-        if spec.get(_FIELDS["input"]) is None or spec.get(_FIELDS["output"]) is None:
-            result.skip("no input/output price")
+        model = name.rsplit("/", 1)[1] if "/" in name else name
+        if (provider, model.lower()) in seen:
+            result.skipped["duplicate name"] += 1
             continue
-        model = name.split("/", 1)[1] if "/" in name else name
-        if (provider, model) in seen:
-            result.skip("duplicate")
+        rates, problem = _entry(spec)
+        if rates is None:
+            result.skipped[problem or "unusable"] += 1
             continue
-        seen.add((provider, model))
-        entry: dict[str, Any] = {"provider": provider, "model": model, "effective_from": day}
-        for ours, theirs in _FIELDS.items():
-            if spec.get(theirs) is not None:
-                entry[ours] = _per_million(spec[theirs])
-        tier = {
-            ours: _per_million(spec[theirs])
-            for ours, theirs in _TIER_FIELDS.items()
-            if spec.get(theirs) is not None
-        }
-        if "input" in tier and "output" in tier:
-            entry["tiers"] = [{"above_input_tokens": 200_000, **tier}]
-        result.models.append(entry)
+        seen.add((provider, model.lower()))
+        result.models.append({"provider": provider, "model": model, "effective_from": day, **rates})
     return result

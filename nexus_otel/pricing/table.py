@@ -1,4 +1,19 @@
-"""The price table: lookup by provider, model, alias and date; cost of a normalised usage."""
+"""The price table: layered sources, name resolution, date selection and costing.
+
+Name resolution (first match wins; a match under the caller's provider beats one
+under another provider, and a name known under several other providers is never
+guessed):
+
+1. the model name or an explicit alias, compared case-insensitively;
+2. the last part of a ``prefix/model`` name (LiteLLM, OpenRouter style), whose
+   prefix, when it names a provider, stands in for a missing provider;
+3. the name without a trailing snapshot date ``-YYYY-MM-DD`` or ``-YYYYMMDD``
+   (``gpt-4o-2024-08-06`` → ``gpt-4o``, ``claude-sonnet-4-5-20250929`` →
+   ``claude-sonnet-4-5``), again as a model name or alias.
+
+A model listed under an explicit name keeps its own price: ``gpt-4o-2024-05-13``
+has an entry of its own and never falls back to ``gpt-4o``.
+"""
 
 from __future__ import annotations
 
@@ -6,123 +21,184 @@ import bisect
 import os
 import re
 import threading
-from collections.abc import Iterable
-from datetime import date, datetime
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, timezone
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 from ..usage import Usage
-from .loader import load_price_file, parse_prices
-from .model import CostBreakdown, ModelPrice, usd
+from .cost import price_usage
+from .model import CostBreakdown, ModelPrice
+from .providers import provider_from_prefix
 
-__all__ = ["PriceTable", "get_default_table", "reset_default_table"]
+__all__ = ["ENV_PRICES_FILE", "PriceTable", "builtin_prices", "get_default_table", "reset_default_table"]
 
-_DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|\d{4})$")
+#: Extra price files (``os.pathsep``-separated) layered over the built-in table.
+ENV_PRICES_FILE = "NEXUS_PRICES_FILE"
+_DATE_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
+_RESOLVE_CACHE_SIZE = 10_000
+
+Key = tuple[str, str]
 
 
 class PriceTable:
-    """Prices of many models over time. Later sources override earlier ones per entry."""
+    """Prices of many models over time.
+
+    Sources are layered in order: a later entry with the same provider, model and
+    ``effective_from`` replaces an earlier one. Aliases add up across layers, so an
+    override file only needs the prices it changes.
+    """
 
     def __init__(self, prices: Iterable[ModelPrice] = ()) -> None:
         merged: dict[tuple[str, str, date], ModelPrice] = {}
+        aliases: dict[Key, dict[str, None]] = {}
         for price in prices:
             merged[(price.provider, price.model, price.effective_from)] = price
-        self._by_key: dict[tuple[str, str], list[ModelPrice]] = {}
+            aliases.setdefault((price.provider, price.model), {}).update(dict.fromkeys(price.aliases))
+        self._entries: dict[Key, list[ModelPrice]] = {}
         for price in sorted(merged.values(), key=lambda p: p.effective_from):
-            self._by_key.setdefault((price.provider, price.model), []).append(price)
-        self._dates = {k: [p.effective_from.toordinal() for p in v] for k, v in self._by_key.items()}
-        self._names: dict[str, set[tuple[str, str]]] = {}
-        for provider, model in self._by_key:
-            for name in (model, *(a for p in self._by_key[(provider, model)] for a in p.aliases)):
-                self._names.setdefault(name.lower(), set()).add((provider, model))
-        self._resolved: dict[tuple[str | None, str], tuple[str, str] | None] = {}
+            self._entries.setdefault((price.provider, price.model), []).append(price)
+        self._ordinals = {k: [p.effective_from.toordinal() for p in v] for k, v in self._entries.items()}
+        self._aliases = {k: tuple(aliases[k]) for k in self._entries}
+        self._by_model: dict[str, list[Key]] = {}
+        self._by_alias: dict[str, list[Key]] = {}
+        for key in sorted(self._entries):
+            self._by_model.setdefault(key[1].lower(), []).append(key)
+            for alias in self._aliases[key]:
+                self._by_alias.setdefault(alias.lower(), []).append(key)
+        self._resolved: dict[tuple[str | None, str], tuple[Key, str] | None] = {}
 
     @classmethod
     def load(cls, *paths: str | os.PathLike[str], include_builtin: bool = True) -> PriceTable:
+        """The built-in table (unless ``include_builtin=False``) overlaid with ``paths`` in order.
+
+        Raises :class:`~nexus_otel.pricing.PriceFileError` (``FILE:LINE: message``) for a bad file.
+        """
+        from .validate import load_price_file
+
         prices: list[ModelPrice] = list(builtin_prices()) if include_builtin else []
         for path in paths:
             prices.extend(load_price_file(path))
         return cls(prices)
 
     def __len__(self) -> int:
-        return len(self._by_key)
+        """Number of distinct (provider, model) pairs."""
+        return len(self._entries)
 
     def entries(self) -> list[ModelPrice]:
-        """Every price entry, by provider, model and date."""
-        return [p for key in sorted(self._by_key) for p in self._by_key[key]]
+        """Every price entry, ordered by provider, model and date."""
+        return [p for key in sorted(self._entries) for p in self._entries[key]]
 
-    def resolve_model_name(self, *, provider: str | None, model: str) -> tuple[str, str] | None:
-        """The ``(provider, model)`` a name refers to: exact, alias, ``provider/`` prefix or date suffix."""
-        cache_key = (provider, model)
-        if cache_key in self._resolved:
-            return self._resolved[cache_key]
-        found = None
-        for candidate in _candidates(model):
-            keys = self._names.get(candidate.lower())
-            if not keys:
-                continue
-            same_provider = sorted(k for k in keys if k[0] == provider)
-            if same_provider:
-                found = same_provider[0]
-                break
-            # A name known under one other provider only (e.g. a gateway reporting its own
-            # provider name) is unambiguous; one known under several is not guessed.
-            if len(keys) == 1:
-                found = next(iter(keys))
-                break
-        if len(self._resolved) < 10_000:
-            self._resolved[cache_key] = found
-        return found
+    def history(self, *, provider: str, model: str) -> list[ModelPrice]:
+        """All entries of one canonical (provider, model), oldest first."""
+        return list(self._entries.get((provider, model), ()))
+
+    def aliases(self, *, provider: str, model: str) -> tuple[str, ...]:
+        """The explicit aliases of one canonical (provider, model), from every layer."""
+        return self._aliases.get((provider, model), ())
+
+    def providers(self) -> list[str]:
+        return sorted({provider for provider, _ in self._entries})
+
+    def resolve_model_name(self, *, provider: str | None, model: str) -> Key | None:
+        """The canonical ``(provider, model)`` a reported name refers to, or None (see module doc)."""
+        found = self._resolve(provider, model)
+        return found[0] if found else None
+
+    def explain_model_name(self, *, provider: str | None, model: str) -> str | None:
+        """How :meth:`resolve_model_name` matched: ``name``, ``alias``, ``date suffix`` …, or None."""
+        found = self._resolve(provider, model)
+        return found[1] if found else None
 
     def lookup(
         self, *, provider: str | None, model: str, at: datetime | date | None = None
     ) -> ModelPrice | None:
-        """The entry in force at ``at`` (default: the latest), or None for an unknown model."""
-        key = self.resolve_model_name(provider=provider, model=model)
-        if key is None:
+        """The entry in force on the (UTC) day of ``at`` (default: today), or None.
+
+        None means the name is unknown or the model had no price yet on that day.
+        """
+        found = self._resolve(provider, model)
+        if found is None:
             return None
-        entries = self._by_key[key]
-        if at is None:
-            return entries[-1]
-        day = at.date() if isinstance(at, datetime) else at
-        i = bisect.bisect_right(self._dates[key], day.toordinal())
-        return entries[i - 1] if i else None
+        key = found[0]
+        i = bisect.bisect_right(self._ordinals[key], _day(at).toordinal())
+        return self._entries[key][i - 1] if i else None
 
     def cost(
         self, *, provider: str | None, model: str, usage: Usage, at: datetime | date | None = None
     ) -> CostBreakdown | None:
         """Price ``usage`` once per token; None when the model has no price (never guessed)."""
         price = self.lookup(provider=provider, model=model, at=at)
-        if price is None:
-            return None
-        r = price.rates_for(usage.input_tokens)
-        write_5m = r.cache_write_5m if r.cache_write_5m is not None else r.input
-        write_1h = r.cache_write_1h if r.cache_write_1h is not None else write_5m
-        return CostBreakdown(
-            input=usd(usage.uncached_input_tokens, r.input),
-            cache_read=usd(usage.cache_read_tokens, r.cache_read if r.cache_read is not None else r.input),
-            cache_write=usd(usage.cache_write_5m_tokens, write_5m)
-            + usd(usage.cache_write_1h_tokens, write_1h),
-            output=usd(usage.visible_output_tokens, r.output),
-            reasoning=usd(usage.reasoning_tokens, r.reasoning if r.reasoning is not None else r.output),
-            price=price,
-        )
+        return None if price is None else price_usage(price, usage)
+
+    def _resolve(self, provider: str | None, model: str) -> tuple[Key, str] | None:
+        cache_key = (provider, model)
+        try:
+            return self._resolved[cache_key]
+        except KeyError:
+            pass
+        found = self._search(provider, model)
+        if len(self._resolved) < _RESOLVE_CACHE_SIZE:  # bounded: names come from responses
+            self._resolved[cache_key] = found
+        return found
+
+    def _search(self, provider: str | None, model: str) -> tuple[Key, str] | None:
+        candidates = _candidates(model.strip())
+        if provider is None:
+            hints = [h for h in (provider_from_prefix(p) for p in model.split("/")[:-1]) if h]
+            provider = hints[-1] if hints else None
+        if provider is not None:
+            for name, rule in candidates:
+                key = self._pick(name, rule, lambda keys: [k for k in keys if k[0] == provider])
+                if key:
+                    return key
+        # Not under the caller's provider: a name that only one provider knows is still
+        # unambiguous (a gateway or an OpenAI-compatible client reporting its own name).
+        for name, rule in candidates:
+            key = self._pick(name, rule, lambda keys: keys if len(keys) == 1 else [])
+            if key:
+                return key
+        return None
+
+    def _pick(self, name: str, rule: str, choose: Callable[[list[Key]], list[Key]]) -> tuple[Key, str] | None:
+        for index, how in ((self._by_model, rule), (self._by_alias, _with_alias(rule))):
+            keys = choose(index.get(name.lower(), []))
+            if keys:
+                return keys[0], how
+        return None
 
 
-def _candidates(model: str) -> list[str]:
-    names = [model]
-    if "/" in model:  # "openai/gpt-4o" (LiteLLM, OpenRouter style)
-        names.append(model.split("/", 1)[1])
-    for name in list(names):
+def _with_alias(rule: str) -> str:
+    return "alias" if rule == "name" else f"{rule} + alias"
+
+
+def _candidates(model: str) -> list[tuple[str, str]]:
+    out = [(model, "name")]
+    if "/" in model:
+        out.append((model.rsplit("/", 1)[1], "provider prefix"))
+    for name, rule in list(out):
         stripped = _DATE_SUFFIX.sub("", name)
         if stripped != name:
-            names.append(stripped)
-    return names
+            out.append((stripped, "date suffix" if rule == "name" else f"{rule} + date suffix"))
+    return out
 
 
-def builtin_prices() -> list[ModelPrice]:
-    text = resources.files("nexus_otel").joinpath("data/prices.yaml").read_text()
-    return parse_prices(text, "nexus_otel/data/prices.yaml")
+def _day(at: datetime | date | None) -> date:
+    if at is None:
+        return datetime.now(timezone.utc).date()
+    if isinstance(at, datetime):
+        return at.astimezone(timezone.utc).date() if at.tzinfo else at.date()
+    return at
+
+
+@lru_cache(maxsize=1)
+def builtin_prices() -> tuple[ModelPrice, ...]:
+    """The entries of the shipped ``nexus_otel/data/prices.yaml``, parsed once."""
+    from .validate import parse_prices
+
+    text = resources.files("nexus_otel").joinpath("data/prices.yaml").read_text(encoding="utf-8")
+    return tuple(parse_prices(text, "nexus_otel/data/prices.yaml"))
 
 
 _default: PriceTable | None = None
@@ -130,13 +206,13 @@ _default_lock = threading.Lock()
 
 
 def get_default_table() -> PriceTable:
-    """The built-in table plus the files in ``$NEXUS_PRICES_FILE`` (os.pathsep-separated), loaded once."""
+    """The built-in table plus the files in ``$NEXUS_PRICES_FILE``, loaded once on first use."""
     global _default
     table = _default
     if table is None:
         with _default_lock:
             if _default is None:
-                extra = [p for p in os.environ.get("NEXUS_PRICES_FILE", "").split(os.pathsep) if p]
+                extra = [p for p in os.environ.get(ENV_PRICES_FILE, "").split(os.pathsep) if p]
                 _default = PriceTable.load(*(Path(p) for p in extra))
             table = _default
     return table

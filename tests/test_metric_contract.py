@@ -97,3 +97,13 @@ def test_scraped_series_match_the_contract(telemetry):
     )
     assert duration_labels >= LABELS | {"error_type"}
     assert not any("user" in label or "session" in label for label in duration_labels)
+
+
+def test_readme_metric_reference_is_generated_from_the_contract():
+    from pathlib import Path
+
+    from nexus_otel.reference import metric_reference
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("<!-- metric-reference -->\n", 1)[1].split("<!-- /metric-reference -->", 1)[0]
+    assert section == metric_reference(), "regenerate with: python -m nexus_otel.reference"

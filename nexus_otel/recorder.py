@@ -8,7 +8,6 @@ never breaks the call it observes.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -19,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 from . import semconv as sc
 from .aggregate import AggregatingMetrics, Key
 from .cardinality import DEFAULT_MAX_VALUES, LabelGuard
-from .events import Event, FeatureUseEvent, FeedbackEvent, ModelCallEvent, RevenueEvent, SessionEvent
-from .record import CallRecord
+from .events import Event
+from .product_recording import ProductRecording
+from .record import CallRecord, PendingCallEvent
+from .series import KEY_CACHE_SIZE, SeriesKeys, pricing_key, utc_day
 from .sink import EventSink
 
 if TYPE_CHECKING:
@@ -28,14 +29,14 @@ if TYPE_CHECKING:
 
     from .pricing import PriceTable
 
-__all__ = ["PendingCallEvent", "Recorder", "get_recorder", "set_recorder"]
+__all__ = ["Recorder", "get_recorder", "set_recorder"]
 
 _log = logging.getLogger(__name__)
 _TRUE, _FALSE = "true", "false"
 _RECENT_CALLS = 10_000  # request ids remembered so feedback can be attributed to its call
 
 
-class Recorder:
+class Recorder(ProductRecording):
     """Turns finished calls and business events into metrics and events.
 
     ``metrics`` defaults to :class:`~nexus_otel.api_metrics.ApiMetrics` on
@@ -76,7 +77,7 @@ class Recorder:
         self._recent: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self._recent_lock = threading.Lock()
         self._sessions: dict[str, float] = {}
-        self._keys: dict[tuple[Any, ...], _Keys] = {}
+        self._keys: dict[tuple[Any, ...], SeriesKeys] = {}
 
     # -- model calls ------------------------------------------------------------
     def record_call(self, rec: CallRecord) -> None:
@@ -101,7 +102,7 @@ class Recorder:
         keys = self._keys.get(cache_key)
         if keys is None:
             keys = self._build_keys(rec)
-            if len(self._keys) >= _KEY_CACHE_SIZE:
+            if len(self._keys) >= KEY_CACHE_SIZE:
                 self._keys.clear()
             self._keys[cache_key] = keys
         base = keys.base
@@ -111,7 +112,7 @@ class Recorder:
         usage = rec.usage
         cost = baseline = None
         priced = True
-        at = _utc_day(rec.start_time or time.time())
+        at = utc_day(rec.start_time or time.time())
         if usage is not None and usage.total_tokens:
             cost = self._cost(rec.provider, rec.response_model or rec.model, rec.model, usage, at)
             priced = cost is not None
@@ -147,7 +148,7 @@ class Recorder:
                         if usd:
                             m.add(sc.COST, cost_keys[cost_type], usd)
                 elif usage.total_tokens:
-                    m.add(sc.PRICING_MISSES, _pricing_key(provider, model, response_model), 1)
+                    m.add(sc.PRICING_MISSES, pricing_key(provider, model, response_model), 1)
             if baseline_model is not None:
                 router_key = tuple(
                     (k, v)
@@ -167,7 +168,7 @@ class Recorder:
                 if rec.routed and cost is not None:
                     if baseline is None:
                         # An unpriced baseline saves nothing we can prove: no guessed savings.
-                        m.add(sc.PRICING_MISSES, _pricing_key(provider, baseline_model, None), 1)
+                        m.add(sc.PRICING_MISSES, pricing_key(provider, baseline_model, None), 1)
                     m.add(
                         sc.ROUTER_BASELINE_COST,
                         (*base, (sc.BASELINE_MODEL, baseline_model)),
@@ -176,7 +177,7 @@ class Recorder:
         self._remember(rec, feature, team, project)
         self.events.submit(PendingCallEvent(rec, cost, baseline, priced))
 
-    def _build_keys(self, rec: CallRecord) -> _Keys:
+    def _build_keys(self, rec: CallRecord) -> SeriesKeys:
         """Fold the labels of a new label combination and precompute every series key for it."""
         folded: list[str] = []
 
@@ -210,7 +211,7 @@ class Recorder:
             if v is not None
         )
         # Folds are counted per recorded call (in _record_call), not here.
-        return _Keys(base, _TRUE if rec.routed else _FALSE, labels, tuple(folded))
+        return SeriesKeys(base, _TRUE if rec.routed else _FALSE, labels, tuple(folded))
 
     def _cost(self, provider: str, model: str, fallback_model: str | None, usage: Any, at: date) -> Any:
         prices = self._prices
@@ -232,168 +233,11 @@ class Recorder:
                 self._recent.popitem(last=False)
 
     # -- business events ----------------------------------------------------------
-    def record_feature_use(
-        self,
-        *,
-        feature: str,
-        count: int = 1,
-        user_id: str | None = None,
-        session_id: str | None = None,
-        team: str | None = None,
-        project: str | None = None,
-        timestamp: float | None = None,
-    ) -> None:
-        def run() -> None:
-            key = self._key(((sc.FEATURE, feature), (sc.TEAM, team), (sc.PROJECT, project)))
-            with self.metrics.lock:
-                self.metrics.add(sc.FEATURE_USAGE, key, count)
-            self.events.submit(
-                FeatureUseEvent(
-                    timestamp=timestamp or time.time(),
-                    user_id=user_id,
-                    session_id=session_id,
-                    team=team,
-                    project=project,
-                    feature=feature,
-                    count=count,
-                )
-            )
-
-        self._guarded("feature_use", run)
-
-    def record_feedback(
-        self,
-        *,
-        request_id: str,
-        score: float,
-        user_id: str | None = None,
-        comment_length: int | None = None,
-        model: str | None = None,
-        provider: str | None = None,
-        feature: str | None = None,
-        team: str | None = None,
-        project: str | None = None,
-        timestamp: float | None = None,
-    ) -> None:
-        def run() -> None:
-            with self._recent_lock:
-                known = self._recent.get(request_id) or (None,) * 6
-            # Feedback arrives later than its call: fill what the caller left out from that call.
-            m_, p_, f_, t_, pr_, u_ = (
-                given or remembered
-                for given, remembered in zip(
-                    (model, provider, feature, team, project, user_id), known, strict=True
-                )
-            )
-            key = self._key(
-                (
-                    (sc.REQUEST_MODEL, m_),
-                    (sc.PROVIDER, p_),
-                    (sc.FEATURE, f_),
-                    (sc.TEAM, t_),
-                    (sc.PROJECT, pr_),
-                )
-            )
-            with self.metrics.lock:
-                self.metrics.record(sc.FEEDBACK_SCORE, key, score)
-            self.events.submit(
-                FeedbackEvent(
-                    timestamp=timestamp or time.time(),
-                    request_id=request_id,
-                    user_id=u_,
-                    team=t_,
-                    project=pr_,
-                    feature=f_,
-                    score=score,
-                    model=m_,
-                    provider=p_,
-                    comment_length=comment_length,
-                )
-            )
-
-        self._guarded("feedback", run)
-
-    def record_revenue(
-        self,
-        *,
-        user_id: str | None,
-        amount_usd: float,
-        plan: str | None = None,
-        team: str | None = None,
-        project: str | None = None,
-        timestamp: float | None = None,
-    ) -> None:
-        def run() -> None:
-            key = self._key(((sc.PLAN, plan), (sc.TEAM, team), (sc.PROJECT, project)))
-            with self.metrics.lock:
-                self.metrics.add(sc.REVENUE, key, amount_usd)
-            self.events.submit(
-                RevenueEvent(
-                    timestamp=timestamp or time.time(),
-                    user_id=user_id,
-                    team=team,
-                    project=project,
-                    amount_usd=amount_usd,
-                    plan=plan,
-                )
-            )
-
-        self._guarded("revenue", run)
-
-    def record_session(
-        self,
-        *,
-        session_id: str,
-        state: str,
-        user_id: str | None = None,
-        feature: str | None = None,
-        team: str | None = None,
-        project: str | None = None,
-        timestamp: float | None = None,
-    ) -> None:
-        def run() -> None:
-            now = timestamp or time.time()
-            duration = None
-            if state == "started":
-                self._sessions[session_id] = now
-            else:
-                started = self._sessions.pop(session_id, None)
-                duration = now - started if started is not None else None
-            key = self._key(
-                ((sc.SESSION_STATE, state), (sc.FEATURE, feature), (sc.TEAM, team), (sc.PROJECT, project))
-            )
-            with self.metrics.lock:
-                self.metrics.add(sc.SESSIONS, key, 1)
-            self.events.submit(
-                SessionEvent(
-                    timestamp=now,
-                    session_id=session_id,
-                    user_id=user_id,
-                    team=team,
-                    project=project,
-                    feature=feature,
-                    state=state,
-                    duration_s=duration,
-                )
-            )
-
-        self._guarded("session", run)
-
     def submit_event(self, event: Event) -> None:
         """Queue an already-built event (used by backfills and replays)."""
         self._guarded("event", lambda: self.events.submit(event))
 
     # -- plumbing ---------------------------------------------------------------
-    def _key(self, pairs: tuple[tuple[str, str | None], ...]) -> Key:
-        fold = self._guard.fold
-        return tuple((k, fold(k, v) if k != sc.SESSION_STATE else v) for k, v in pairs if v is not None)
-
-    def _guarded(self, stage: str, fn: Any) -> None:
-        try:
-            fn()
-        except Exception:
-            self._internal_error(stage)
-
     def _count_fold(self, label: str) -> None:
         with self.metrics.lock:
             self.metrics.add(sc.LABELS_FOLDED, ((sc.LABEL, label),), 1)
@@ -401,117 +245,6 @@ class Recorder:
     def _count_dropped_events(self, reason: str, n: int) -> None:
         with self.metrics.lock:
             self.metrics.add(sc.EVENTS_DROPPED, ((sc.DROP_REASON, reason),), n)
-
-    def _internal_error(self, stage: str) -> None:
-        try:
-            with self.metrics.lock:
-                self.metrics.add(sc.INSTRUMENTATION_ERRORS, ((sc.ERROR_STAGE, stage),), 1)
-            if stage not in self._logged_stages:
-                self._logged_stages.add(stage)
-                _log.exception(
-                    "nexus-otel failed while recording (%s); further failures are only counted", stage
-                )
-        except Exception:  # pragma: no cover - last line of defence
-            pass
-
-
-_KEY_CACHE_SIZE = 10_000
-
-
-class _Keys:
-    """Every series key one label combination needs, built once."""
-
-    __slots__ = (
-        "base",
-        "cost",
-        "detailed",
-        "error",
-        "folded",
-        "input_tokens",
-        "labels",
-        "output_tokens",
-        "success",
-        "ttft",
-    )
-
-    def __init__(
-        self, base: Key, routed: str, labels: tuple[str | None, ...], folded: tuple[str, ...]
-    ) -> None:
-        r = (sc.ROUTED, routed)
-        self.base = base
-        self.labels = labels
-        self.folded = folded
-        self.success = (*base, (sc.OUTCOME, sc.OUTCOME_SUCCESS), r)
-        self.error = (*base, (sc.OUTCOME, sc.OUTCOME_ERROR), r)
-        self.ttft = (*base, r)
-        self.input_tokens = (*base, (sc.TOKEN_TYPE, "input"), r)
-        self.output_tokens = (*base, (sc.TOKEN_TYPE, "output"), r)
-        self.detailed = {t: (*base, (sc.DETAILED_TOKEN_TYPE, t)) for t in sc.DETAILED_TOKEN_TYPES}
-        self.cost = {t: (*base, (sc.COST_TYPE, t), r) for t in sc.COST_TYPES}
-
-
-class PendingCallEvent:
-    """A finished call waiting in the event queue; the event object is built on the export thread."""
-
-    __slots__ = ("baseline", "cost", "priced", "rec")
-
-    def __init__(self, rec: CallRecord, cost: Any, baseline: Any, priced: bool) -> None:
-        self.rec, self.cost, self.baseline, self.priced = rec, cost, baseline, priced
-
-    def materialize(self) -> ModelCallEvent:
-        rec, usage, cost = self.rec, self.rec.usage, self.cost
-        routed_cost = (self.baseline or cost) if rec.routed and cost is not None else None
-        return ModelCallEvent(
-            timestamp=rec.start_time,
-            request_id=rec.request_id,
-            user_id=rec.user_id,
-            session_id=rec.session_id,
-            team=rec.team,
-            project=rec.project,
-            feature=rec.feature,
-            model=rec.model,
-            response_model=rec.response_model,
-            provider=rec.provider,
-            operation=rec.operation,
-            server_address=rec.server_address,
-            input_tokens=usage.input_tokens if usage else 0,
-            output_tokens=usage.output_tokens if usage else 0,
-            cache_read_tokens=usage.cache_read_tokens if usage else 0,
-            cache_write_tokens=usage.cache_write_tokens if usage else 0,
-            reasoning_tokens=usage.reasoning_tokens if usage else 0,
-            cost_usd=float(cost.total) if cost is not None else None,
-            baseline_cost_usd=float(routed_cost.total) if routed_cost is not None else None,
-            priced=self.priced,
-            latency_s=rec.duration_s,
-            ttft_s=rec.ttft_s,
-            streamed=rec.streamed,
-            outcome=sc.OUTCOME_ERROR if rec.error_type is not None else sc.OUTCOME_SUCCESS,
-            error_type=rec.error_type,
-            routed=rec.routed,
-            routed_from=rec.baseline_model,
-            router_confidence=rec.router_confidence,
-        )
-
-
-@functools.lru_cache(maxsize=64)
-def _day(day_number: int) -> date:
-    return date.fromordinal(_EPOCH_ORDINAL + day_number)
-
-
-def _utc_day(unix_seconds: float) -> date:
-    """The UTC calendar day of a timestamp: prices change at most daily, so this is all pricing needs."""
-    return _day(int(unix_seconds // 86400))
-
-
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-
-
-def _pricing_key(provider: str | None, model: str | None, response_model: str | None) -> Key:
-    return tuple(
-        (k, v)
-        for k, v in ((sc.PROVIDER, provider), (sc.REQUEST_MODEL, model), (sc.RESPONSE_MODEL, response_model))
-        if v is not None
-    )
 
 
 _current: Recorder | None = None

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..tracking import _settle, start_call
+from ..call import settle, start_call
 
 __all__ = ["is_wrapped", "wrap_create"]
 
@@ -73,7 +73,7 @@ def wrap_create(
                 if call is not None:
                     call.finish(exc)
                 raise
-            return result if call is None else _settle(call, result)
+            return result if call is None else settle(call, result)
 
         setattr(async_create, _MARK, True)
         resource.create = async_create
@@ -88,7 +88,7 @@ def wrap_create(
             if call is not None:
                 call.finish(exc)
             raise
-        return result if call is None else _settle(call, result)
+        return result if call is None else settle(call, result)
 
     setattr(create, _MARK, True)
     resource.create = create

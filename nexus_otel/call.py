@@ -64,11 +64,23 @@ def error_type_of(exc: BaseException) -> str:
 class ModelCall:
     """One call in flight. Report what the response did not say; the rest is extracted."""
 
+    __slots__ = (
+        "_accumulator",
+        "_done",
+        "_explicit_usage",
+        "_first_chunk_at",
+        "_hide_usage_chunk",
+        "_record",
+        "_recorder",
+        "_response_usage",
+        "_t0",
+    )
+
     def __init__(self, record: CallRecord, recorder: Recorder | None, hide_usage_chunk: bool = False) -> None:
         self._record = record
         self._recorder = recorder
         self._t0 = time.perf_counter()
-        self._accumulator = UsageAccumulator()
+        self._accumulator: UsageAccumulator | None = None  # made at the first stream chunk
         self._explicit_usage: Usage | None = None
         self._response_usage: Usage | None = None
         self._first_chunk_at: float | None = None
@@ -150,6 +162,8 @@ class ModelCall:
         if self._first_chunk_at is None:
             self._first_chunk_at = time.perf_counter()
             self._record.streamed = True
+        if self._accumulator is None:
+            self._accumulator = UsageAccumulator()
         self._accumulator.feed(chunk)
         return not (self._hide_usage_chunk and _is_usage_only_chunk(chunk))
 
@@ -168,9 +182,10 @@ class ModelCall:
                 rec.ttft_s = self._first_chunk_at - self._t0
             if error is not None and not isinstance(error, GeneratorExit):
                 rec.error_type = error if isinstance(error, str) else error_type_of(error)
-            rec.usage = self._explicit_usage or self._accumulator.usage or self._response_usage
-            if not rec.response_model and self._accumulator.response_model:
-                rec.response_model = self._accumulator.response_model
+            acc = self._accumulator
+            rec.usage = self._explicit_usage or (acc.usage if acc else None) or self._response_usage
+            if not rec.response_model and acc is not None and acc.response_model:
+                rec.response_model = acc.response_model
             (self._recorder or get_recorder()).record_call(rec)
         except Exception:
             _log.exception("nexus-otel failed to record a model call")

@@ -37,7 +37,8 @@ class LazyGroup(click.Group):
 def main() -> None:
     """nexus-otel: cost, token, latency and usage observability for AI/LLM apps.
 
-    Record model calls with the ``nexus_otel`` decorators, receive them with
-    ``nexus-otel collector``, alert with the Prometheus rules in ``rules/`` and
-    see them in the Grafana dashboards in ``grafana/``.
+    Record model calls with the ``nexus_otel`` decorators or client
+    integrations; try it without an API key with ``nexus-otel demo``; manage
+    model prices with ``nexus-otel prices``. Run ``nexus-otel COMMAND --help``
+    for each command.
     """

@@ -95,7 +95,9 @@ def demo(
             break
         if now >= next_call:
             sim.one_call()
-            next_call += 1.0 / (rate * max(sim.rate_factor(time.time()), 0.05))
+            # rate_factor averages ~0.5 over a week; clip so a night-time demo still moves.
+            factor = min(max(sim.rate_factor(time.time()) / 0.5, 0.3), 2.0)
+            next_call += 1.0 / (rate * factor)
         else:
             stop.wait(min(next_call - now, 0.5))
         if now >= next_summary:

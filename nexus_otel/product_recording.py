@@ -55,6 +55,18 @@ class ProductRecording:
         except Exception:
             self._internal_error(stage)
 
+    def _emit(
+        self, spec: sc.MetricSpec, pairs: tuple[tuple[str, str | None], ...], value: float, event: Any
+    ) -> None:
+        """Update one metric and queue the event that goes with it."""
+        key = self._key(pairs)
+        with self.metrics.lock:
+            if spec.kind == "histogram":
+                self.metrics.record(spec, key, value)
+            else:
+                self.metrics.add(spec, key, value)
+        self.events.submit(event)
+
     def record_feature_use(
         self,
         *,
@@ -67,10 +79,10 @@ class ProductRecording:
         timestamp: float | None = None,
     ) -> None:
         def run() -> None:
-            key = self._key(((sc.FEATURE, feature), (sc.TEAM, team), (sc.PROJECT, project)))
-            with self.metrics.lock:
-                self.metrics.add(sc.FEATURE_USAGE, key, count)
-            self.events.submit(
+            self._emit(
+                sc.FEATURE_USAGE,
+                ((sc.FEATURE, feature), (sc.TEAM, team), (sc.PROJECT, project)),
+                count,
                 FeatureUseEvent(
                     timestamp=timestamp or time.time(),
                     user_id=user_id,
@@ -79,7 +91,7 @@ class ProductRecording:
                     project=project,
                     feature=feature,
                     count=count,
-                )
+                ),
             )
 
         self._guarded("feature_use", run)
@@ -108,18 +120,16 @@ class ProductRecording:
                     (model, provider, feature, team, project, user_id), known, strict=True
                 )
             )
-            key = self._key(
+            self._emit(
+                sc.FEEDBACK_SCORE,
                 (
                     (sc.REQUEST_MODEL, m_),
                     (sc.PROVIDER, p_),
                     (sc.FEATURE, f_),
                     (sc.TEAM, t_),
                     (sc.PROJECT, pr_),
-                )
-            )
-            with self.metrics.lock:
-                self.metrics.record(sc.FEEDBACK_SCORE, key, score)
-            self.events.submit(
+                ),
+                score,
                 FeedbackEvent(
                     timestamp=timestamp or time.time(),
                     request_id=request_id,
@@ -131,7 +141,7 @@ class ProductRecording:
                     model=m_,
                     provider=p_,
                     comment_length=comment_length,
-                )
+                ),
             )
 
         self._guarded("feedback", run)
@@ -147,10 +157,10 @@ class ProductRecording:
         timestamp: float | None = None,
     ) -> None:
         def run() -> None:
-            key = self._key(((sc.PLAN, plan), (sc.TEAM, team), (sc.PROJECT, project)))
-            with self.metrics.lock:
-                self.metrics.add(sc.REVENUE, key, amount_usd)
-            self.events.submit(
+            self._emit(
+                sc.REVENUE,
+                ((sc.PLAN, plan), (sc.TEAM, team), (sc.PROJECT, project)),
+                amount_usd,
                 RevenueEvent(
                     timestamp=timestamp or time.time(),
                     user_id=user_id,
@@ -158,7 +168,7 @@ class ProductRecording:
                     project=project,
                     amount_usd=amount_usd,
                     plan=plan,
-                )
+                ),
             )
 
         self._guarded("revenue", run)
@@ -182,12 +192,10 @@ class ProductRecording:
             else:
                 started = self._sessions.pop(session_id, None)
                 duration = now - started if started is not None else None
-            key = self._key(
-                ((sc.SESSION_STATE, state), (sc.FEATURE, feature), (sc.TEAM, team), (sc.PROJECT, project))
-            )
-            with self.metrics.lock:
-                self.metrics.add(sc.SESSIONS, key, 1)
-            self.events.submit(
+            self._emit(
+                sc.SESSIONS,
+                ((sc.SESSION_STATE, state), (sc.FEATURE, feature), (sc.TEAM, team), (sc.PROJECT, project)),
+                1,
                 SessionEvent(
                     timestamp=now,
                     session_id=session_id,
@@ -197,7 +205,7 @@ class ProductRecording:
                     feature=feature,
                     state=state,
                     duration_s=duration,
-                )
+                ),
             )
 
         self._guarded("session", run)

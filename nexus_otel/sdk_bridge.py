@@ -136,7 +136,12 @@ class NexusPrometheusReader(PrometheusMetricReader):
 
 
 class ProducingMetricExporter(MetricExporter):
-    """Wraps an exporter (e.g. OTLP) so each export also carries nexus-otel's series."""
+    """Wraps an exporter (e.g. OTLP) so each export also carries nexus-otel's series.
+
+    The SDK skips an export when its own instruments have nothing to report, so
+    the MeterProvider needs at least one always-observed instrument (configure()
+    registers the ``nexus.events.queued`` gauge).
+    """
 
     def __init__(self, inner: MetricExporter, producer: AggregateProducer) -> None:
         super().__init__(
@@ -145,10 +150,8 @@ class ProducingMetricExporter(MetricExporter):
         )
         self._inner = inner
         self._producer = producer
-        self._delta = {
-            inner._preferred_temporality.get(Counter),
-            inner._preferred_temporality.get(Histogram),
-        } == {AggregationTemporality.DELTA}
+        preferred = inner._preferred_temporality or {}
+        self._delta = {preferred.get(Counter), preferred.get(Histogram)} == {AggregationTemporality.DELTA}
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any

@@ -244,3 +244,28 @@ def test_anthropic_errors_propagate(telemetry):
         )
         == 1
     )
+
+
+def test_responses_api_stream_takes_usage_from_the_completed_event(telemetry):
+    created = {**RESPONSES_BODY, "status": "in_progress", "usage": None, "output": []}
+    events = [
+        {"type": "response.created", "sequence_number": 0, "response": created},
+        {
+            "type": "response.output_text.delta",
+            "sequence_number": 1,
+            "item_id": "msg_1",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": "42",
+            "logprobs": [],
+        },
+        {"type": "response.completed", "sequence_number": 2, "response": RESPONSES_BODY},
+    ]
+    provider = Provider().reply(sse(events, named=True), stream=True)
+    client = nexus_otel.instrument_openai(provider.openai())
+    seen = [event.type for event in client.responses.create(model="o4-mini", input="6x7?", stream=True)]
+    assert seen == ["response.created", "response.output_text.delta", "response.completed"]
+    s = scrape(telemetry.prometheus_url)
+    assert _openai_numbers(s, gen_ai_response_model="o4-mini-2025-04-16")["reasoning"] == 700
+    assert s.value("gen_ai_client_token_usage_sum", {"gen_ai_token_type": "input"}) == 2000
+    assert s.value("gen_ai_client_operation_time_to_first_chunk_seconds_count") == 1

@@ -21,6 +21,7 @@ from .sink import EventSink
 __all__ = ["ProductRecording"]
 
 _log = logging.getLogger("nexus_otel.recorder")
+_OPEN_SESSIONS = 100_000  # session starts remembered to compute durations
 
 
 class ProductRecording:
@@ -189,6 +190,9 @@ class ProductRecording:
             duration = None
             if state == "started":
                 self._sessions[session_id] = now
+                if len(self._sessions) > _OPEN_SESSIONS:
+                    # Sessions that never ended: forget the oldest start (its end gets no duration).
+                    del self._sessions[next(iter(self._sessions))]
             else:
                 started = self._sessions.pop(session_id, None)
                 duration = now - started if started is not None else None

@@ -170,7 +170,10 @@ class EventSink:
             self._on_drop(reason, n)
 
     def _after_fork(self) -> None:
-        # The worker thread does not survive fork(); the child starts its own.
+        # The worker thread does not survive fork(); the child starts its own. The
+        # parent still owns the events queued before the fork: the child must not
+        # export them a second time.
+        self._queue.clear()
         self._thread = None
         self._thread_lock = threading.Lock()
         self._idle = threading.Condition()

@@ -105,3 +105,18 @@ def test_submit_after_shutdown_is_counted_not_raised():
 def test_bad_settings_fail_at_construction(kwargs):
     with pytest.raises(ValueError, match="must be"):
         EventSink([ListExporter()], **kwargs)
+
+
+def test_forked_child_does_not_export_the_parents_queue(tmp_path):
+    import os
+
+    exporter = ListExporter()
+    sink = EventSink([exporter], batch_size=1000, flush_interval_s=60)
+    sink.submit(_event(1))
+    pid = os.fork()
+    if pid == 0:  # child: its queue starts empty
+        os._exit(0 if len(sink) == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    sink.shutdown()
+    assert sum(map(len, exporter.batches)) == 1

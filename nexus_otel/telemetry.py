@@ -87,6 +87,11 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
             raise ConfigError(f"unknown setting {name!r}; known: {', '.join(sorted(names))}")
         if value is not None:
             values[name] = value
+    if values.get("otlp_endpoint") is None and os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        # The standard variable turns export on, as it would for any OpenTelemetry SDK set-up.
+        values["otlp_endpoint"] = os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    if values.get("service_name") is None and os.environ.get("OTEL_SERVICE_NAME"):
+        values["service_name"] = os.environ["OTEL_SERVICE_NAME"]
     if "price_files" in values:
         values["price_files"] = tuple(str(p) for p in values["price_files"])
     if "rollup" in values and values["rollup"] is not None:

@@ -22,7 +22,7 @@ def test_prices() -> PriceTable:
 def telemetry(tmp_path, monkeypatch) -> Iterator[nexus_otel.telemetry.Telemetry]:
     """nexus_otel.configure() with an in-process /metrics endpoint on a free port and the test prices."""
     monkeypatch.chdir(tmp_path)
-    for var in ("NEXUS_CONFIG", "NEXUS_PRICES_FILE", "NEXUS_PROMETHEUS_PORT"):
+    for var in ("NEXUS_CONFIG", "NEXUS_PRICES_FILE", "NEXUS_PROMETHEUS_PORT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
         monkeypatch.delenv(var, raising=False)
     t = nexus_otel.configure(
         prometheus_port=0,

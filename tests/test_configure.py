@@ -11,7 +11,14 @@ from nexus_otel.telemetry import ConfigError, load_settings
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch, tmp_path):
-    for var in ("NEXUS_CONFIG", "NEXUS_PROMETHEUS_PORT", "NEXUS_SERVICE_NAME", "NEXUS_MAX_LABEL_VALUES"):
+    for var in (
+        "NEXUS_CONFIG",
+        "NEXUS_PROMETHEUS_PORT",
+        "NEXUS_SERVICE_NAME",
+        "NEXUS_MAX_LABEL_VALUES",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_SERVICE_NAME",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
     yield
@@ -69,3 +76,14 @@ def test_configure_is_idempotent_and_shutdown_stops_the_endpoint():
         urllib.request.urlopen(url, timeout=2)
     second = nexus_otel.configure(prometheus_port=0, service_name="other")
     assert second is not first
+
+
+def test_standard_otel_variables_apply_when_nexus_settings_are_absent(monkeypatch):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-otel-env")
+    s = load_settings()
+    assert (s.otlp_endpoint, s.service_name) == ("http://collector:4318", "from-otel-env")
+    assert (
+        load_settings(otlp_endpoint="http://other:4318", service_name="arg").otlp_endpoint
+        == "http://other:4318"
+    )

@@ -15,6 +15,7 @@ __all__ = ["main"]
 
 #: command name -> "module:attribute" of a click command.
 COMMANDS: dict[str, str] = {
+    "collector": "nexus_otel.cli.collector:collector",
     "demo": "nexus_otel.cli.demo:demo",
     "prices": "nexus_otel.cli.prices:prices",
 }

@@ -1,0 +1,136 @@
+"""Assemble the collector from its config and serve it with waitress.
+
+SIGTERM and SIGINT stop accepting connections, let in-flight requests finish
+(their event batches commit before they are acknowledged), then close the
+rollup writer and the budget watcher so everything written is flushed.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+
+from nexus_otel.cardinality import LabelGuard
+
+from .app import CollectorApp, EventSink, ReadinessCheck
+from .config import CollectorConfig
+from .otlp import MetricsIngest
+from .prometheus import CollectorMetrics, CostDeriver, SeriesStore
+
+__all__ = ["Collector", "build_collector", "serve"]
+
+log = logging.getLogger("nexus_otel.collector")
+
+
+@dataclass
+class Collector:
+    app: CollectorApp
+    closers: list[Callable[[], object]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Flush and close what the collector opened, last opened first."""
+        while self.closers:
+            closer = self.closers.pop()
+            try:
+                closer()
+            except Exception:
+                log.exception("error while closing the collector")
+
+
+def build_collector(config: CollectorConfig, *, event_sink: EventSink | None = None) -> Collector:
+    """The WSGI app with its store, self-metrics, rollup writer and budgets, as ``config`` says.
+
+    ``event_sink`` replaces the rollup writer ``config.rollup`` would open.
+    """
+    metrics = CollectorMetrics()
+    cost = CostDeriver()
+    guard = LabelGuard(
+        max_values=config.max_label_values, on_fold=lambda label: metrics.labels_folded.labels(label).inc()
+    )
+    store = SeriesStore(
+        series_ttl_s=config.series_ttl_s,
+        label_guard=guard,
+        on_drop=lambda reason, n: metrics.series_dropped.labels(reason).inc(n),
+        on_sender_expired=cost.forget,
+    )
+    closers: list[Callable[[], object]] = []
+    readiness: list[ReadinessCheck] = []
+    if event_sink is None and config.rollup:
+        event_sink = _open_rollup(config.rollup, closers, readiness)
+    if config.budgets:
+        _open_budgets(config, metrics, closers, readiness)
+    app = CollectorApp(
+        store=store,
+        ingest=MetricsIngest(store, cost=cost),
+        metrics=metrics,
+        event_sink=event_sink,
+        max_body_bytes=config.max_body_bytes,
+        auth_token=config.auth_token(),
+        readiness=readiness,
+    )
+    return Collector(app, closers)
+
+
+def _open_rollup(
+    path: str, closers: list[Callable[[], object]], readiness: list[ReadinessCheck]
+) -> EventSink:
+    from .rollup import RollupWriter
+
+    writer = RollupWriter(path)
+    closers.append(writer.close)
+    readiness.append(lambda: None if writer.ready() else f"rollup {path} is not writable")
+    return writer
+
+
+def _open_budgets(
+    config: CollectorConfig,
+    metrics: CollectorMetrics,
+    closers: list[Callable[[], object]],
+    readiness: list[ReadinessCheck],
+) -> None:
+    from .budgets import BudgetCollector, BudgetManager
+
+    manager = BudgetManager(config.budgets, rollup=config.rollup)
+    metrics.registry.register(BudgetCollector(manager))
+    closers.append(manager.close)
+    readiness.append(lambda: None if manager.loaded else f"budgets {config.budgets} not loaded")
+
+
+def serve(config: CollectorConfig) -> None:
+    """Run until SIGTERM/SIGINT, then shut down gracefully."""
+    from waitress import create_server
+
+    collector = build_collector(config)
+    server = create_server(
+        collector.app,
+        host=config.host,
+        port=config.port,
+        threads=config.threads,
+        # waitress buffers a body before the app runs: never more than the OTLP limit
+        max_request_body_size=config.max_body_bytes,
+        ident="nexus-otel-collector",
+        channel_timeout=60,
+    )
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        raise SystemExit(0)  # waitress' loop closes its sockets and drains its task queue
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    print(
+        f"nexus-otel collector listening on http://{config.host}:{server.effective_port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        server.run()
+    finally:
+        server.close()
+        collector.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        log.info("collector stopped")

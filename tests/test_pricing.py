@@ -295,3 +295,46 @@ def test_default_table_is_loaded_lazily_once_and_honours_the_env(tmp_path, monke
     finally:
         monkeypatch.delenv("NEXUS_PRICES_FILE")
         reset_default_table()
+
+
+def test_integer_fast_path_equals_the_decimal_reference():
+    from datetime import date as _date
+    from decimal import Decimal as D
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from nexus_otel.pricing.cost import price_usage, price_usage_decimal
+    from nexus_otel.pricing.model import ModelPrice as MP
+    from nexus_otel.pricing.model import Rates as R
+    from nexus_otel.usage import Usage as U
+
+    prices = st.decimals(min_value=0, max_value=1000, places=6, allow_nan=False, allow_infinity=False)
+    tokens = st.integers(min_value=0, max_value=5_000_000)
+
+    @settings(max_examples=300, deadline=None)
+    @given(prices, prices, prices, prices, prices, prices, tokens, tokens, tokens, tokens, tokens, tokens)
+    def check(p_in, p_out, p_read, p_w5, p_w1, p_reason, uncached, read, w5, w1, visible, reasoning):
+        rates = R(
+            input=p_in,
+            output=p_out,
+            cache_read=p_read,
+            cache_write_5m=p_w5,
+            cache_write_1h=p_w1,
+            reasoning=p_reason,
+        )
+        price = MP(provider="p", model="m", effective_from=_date(2024, 1, 1), rates=rates)
+        usage = U.from_parts(
+            uncached_input_tokens=uncached,
+            cache_read_tokens=read,
+            cache_write_5m_tokens=w5,
+            cache_write_1h_tokens=w1,
+            output_tokens=visible + reasoning,
+            reasoning_tokens=reasoning,
+        )
+        fast, reference = price_usage(price, usage), price_usage_decimal(price, usage)
+        assert fast == reference
+        assert str(fast.total) == str(reference.total)
+
+    check()
+    assert D("0.15").scaleb(10) == D("1500000000")  # 0.15 USD per 1M = 1.5e9 units of 1e-10 USD

@@ -16,7 +16,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 from ..usage import Usage
-from .model import CostBreakdown, ModelPrice
+from .model import CostBreakdown, ModelPrice, Rates
 
 __all__ = ["COST_QUANTUM", "price_usage", "usd"]
 
@@ -36,6 +36,43 @@ def usd(tokens: int, per_million: Decimal) -> Decimal:
     return exact.quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN, context=_CONTEXT)
 
 
+# Rates whose every price is a whole number of 1e-10 USD per 1M tokens (all real prices)
+# are also kept as integers: a component is then tokens * units / 1e6 rounded half-even
+# in integer arithmetic, exactly what the Decimal path computes, at a fraction of the cost.
+_UNITS: dict[int, tuple[Rates, tuple[int, int, int, int, int, int] | None]] = {}
+_MILLION = 1_000_000
+
+
+def _units_of(rates: Rates) -> tuple[int, int, int, int, int, int] | None:
+    entry = _UNITS.get(id(rates))
+    if entry is not None and entry[0] is rates:
+        return entry[1]
+    values = (
+        rates.input,
+        rates.effective_cache_read,
+        rates.effective_cache_write_5m,
+        rates.effective_cache_write_1h,
+        rates.output,
+        rates.effective_reasoning,
+    )
+    scaled = [v.scaleb(10, _CONTEXT) for v in values]
+    units = tuple(int(v) for v in scaled) if all(v == v.to_integral_value() for v in scaled) else None
+    _UNITS[id(rates)] = (rates, units)  # holds the Rates so its id is never reused while cached
+    return units  # type: ignore[return-value]
+
+
+def _round_units(tokens: int, units: int) -> int:
+    q, r = divmod(tokens * units, _MILLION)
+    twice = 2 * r
+    if twice > _MILLION or (twice == _MILLION and q & 1):
+        q += 1
+    return q
+
+
+def _usd_units(n: int) -> Decimal:
+    return _ZERO if not n else Decimal(n).scaleb(-10, _CONTEXT)
+
+
 def price_usage(price: ModelPrice, usage: Usage) -> CostBreakdown:
     """Price a normalised :class:`Usage` with ``price``, at the tier its input tokens select.
 
@@ -43,6 +80,23 @@ def price_usage(price: ModelPrice, usage: Usage) -> CostBreakdown:
     includes reasoning, so the plain input and output components take only what is
     left after the detailed kinds: no token is charged twice.
     """
+    rates = price.rates_for(usage.input_tokens)
+    units = _units_of(rates)
+    if units is not None:
+        inp, read, w5, w1, out, reason = units
+        parts_units = (
+            _round_units(usage.uncached_input_tokens, inp),
+            _round_units(usage.cache_read_tokens, read),
+            _round_units(usage.cache_write_5m_tokens, w5) + _round_units(usage.cache_write_1h_tokens, w1),
+            _round_units(usage.visible_output_tokens, out),
+            _round_units(usage.reasoning_tokens, reason),
+        )
+        return CostBreakdown(*map(_usd_units, parts_units), total=_usd_units(sum(parts_units)), price=price)
+    return price_usage_decimal(price, usage)
+
+
+def price_usage_decimal(price: ModelPrice, usage: Usage) -> CostBreakdown:
+    """The reference Decimal computation (used for prices finer than 1e-10 USD per 1M tokens)."""
     rates = price.rates_for(usage.input_tokens)
     add = _CONTEXT.add
     cache_write = add(

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "collector": "nexus_otel.cli.collector:collector",
     "demo": "nexus_otel.cli.demo:demo",
     "prices": "nexus_otel.cli.prices:prices",
+    "rollup": "nexus_otel.cli.rollup:rollup",
 }
 
 

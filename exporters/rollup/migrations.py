@@ -1,0 +1,187 @@
+"""Versioned schema migrations for the rollup.
+
+Each migration runs inside one transaction together with its row in
+``_migrations``, so a migration is either fully applied and recorded or not at
+all. New migrations are appended to :data:`MIGRATIONS` with the next version;
+released ones are never edited. Tables and indexes are created with
+sqlite-utils.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import sqlite_utils
+
+from .connection import immediate_transaction
+from .schema import AGG_DIMENSIONS, AGG_TABLES, agg_columns
+
+__all__ = ["MIGRATIONS", "Migration", "applied_migrations", "migrate", "schema_version"]
+
+_TABLE = "_migrations"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[sqlite_utils.Database], None]
+
+
+_COMMON = {"id": int, "ts": float, "user_id": str, "session_id": str, "team": str, "project": str}
+
+
+def _initial_schema(db: sqlite_utils.Database) -> None:
+    db["model_calls"].create(
+        {
+            "id": int,
+            "request_id": str,
+            "ts": float,
+            "user_id": str,
+            "session_id": str,
+            "team": str,
+            "project": str,
+            "feature": str,
+            "model": str,
+            "response_model": str,
+            "provider": str,
+            "operation": str,
+            "server_address": str,
+            "input_tokens": int,
+            "output_tokens": int,
+            "cache_read_tokens": int,
+            "cache_write_tokens": int,
+            "reasoning_tokens": int,
+            "cost_usd": float,
+            "baseline_cost_usd": float,
+            "priced": int,
+            "latency_s": float,
+            "ttft_s": float,
+            "streamed": int,
+            "outcome": str,
+            "error_type": str,
+            "routed": int,
+            "routed_from": str,
+            "router_confidence": float,
+        },
+        pk="id",
+        not_null={"request_id", "ts", "model", "provider", "operation", "outcome"},
+    )
+    db["model_calls"].create_index(["request_id"], unique=True)
+    db["model_calls"].create_index(["ts"])
+    db["model_calls"].create_index(["user_id", "ts"])
+
+    raw_tables: dict[str, dict[str, type]] = {
+        "feature_uses": {"feature": str, "count": int},
+        "feedback": {
+            "request_id": str,
+            "feature": str,
+            "model": str,
+            "provider": str,
+            "score": float,
+            "comment_length": int,
+        },
+        "revenue": {"feature": str, "amount_usd": float, "plan": str},
+        "sessions": {"feature": str, "state": str, "duration_s": float},
+    }
+    for name, extra in raw_tables.items():
+        db[name].create({**_COMMON, "event_key": str, **extra}, pk="id", not_null={"ts", "event_key"})
+        db[name].create_index(["event_key"], unique=True)
+        db[name].create_index(["ts"])
+        db[name].create_index(["user_id", "ts"])
+    db["feedback"].create_index(["request_id"])
+    db["sessions"].create_index(["session_id"])
+
+    key = ("bucket_start", *AGG_DIMENSIONS)
+    for table in AGG_TABLES:
+        columns = agg_columns()
+        db[table].create(columns, pk=key, not_null=set(columns))
+        db[table].create_index(["team", "project", "bucket_start"])
+        db[table].create_index(["model", "bucket_start"])
+
+    db["user_day"].create(
+        {
+            "day": str,
+            "user_id": str,
+            "requests": int,
+            "input_tokens": int,
+            "output_tokens": int,
+            "cost_usd": float,
+            "feature_uses": int,
+            "feature_count": int,
+            "team": str,
+            "project": str,
+            "first_seen": float,
+            "last_seen": float,
+        },
+        pk=("day", "user_id"),
+        not_null={"day", "user_id", "requests", "feature_uses", "feature_count", "first_seen", "last_seen"},
+    )
+    db["user_day_features"].create(
+        {"day": str, "user_id": str, "feature": str}, pk=("day", "user_id", "feature"), not_null={"feature"}
+    )
+    db["user_day_features"].create_index(["feature", "day"])
+    db["user_day"].create_index(["user_id", "day"])
+    db["user_day"].create_index(["team", "project", "day"])
+
+
+#: Every migration, in version order.
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial_schema),)
+
+
+def _ensure_table(db: sqlite_utils.Database) -> None:
+    if not db[_TABLE].exists():
+        db[_TABLE].create({"version": int, "name": str, "applied_at": str}, pk="version", if_not_exists=True)
+
+
+def applied_migrations(db: sqlite_utils.Database) -> list[dict[str, object]]:
+    """Rows of ``_migrations`` (version, name, applied_at), oldest first; empty for a new file."""
+    if not db[_TABLE].exists():
+        return []
+    return list(db[_TABLE].rows_where(order_by="version"))
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    """The highest applied migration version, 0 for a new file."""
+    if not db[_TABLE].exists():
+        return 0
+    return db.execute(f"SELECT COALESCE(MAX(version), 0) FROM {_TABLE}").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[Migration]:
+    """Apply the pending migrations in version order; return those applied.
+
+    A file whose schema is newer than this code knows is refused rather than
+    written with assumptions that no longer hold.
+    """
+    versions = [m.version for m in migrations]
+    if versions != sorted(set(versions)):
+        raise ValueError("migration versions must be unique and increasing")
+    _ensure_table(db)
+    applied: list[Migration] = []
+    current = schema_version(db)
+    known = versions[-1] if versions else 0
+    if current > known:
+        raise RuntimeError(
+            f"rollup schema version {current} is newer than this nexus-otel supports ({known}); "
+            "upgrade nexus-otel"
+        )
+    for migration in migrations:
+        if migration.version <= current:
+            continue
+        with immediate_transaction(db):
+            # re-check inside the transaction: another process may have migrated meanwhile
+            if schema_version(db) >= migration.version:
+                continue
+            migration.apply(db)
+            db[_TABLE].insert(
+                {
+                    "version": migration.version,
+                    "name": migration.name,
+                    "applied_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                }
+            )
+        applied.append(migration)
+    return applied

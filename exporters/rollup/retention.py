@@ -1,0 +1,44 @@
+"""Retention: raw events older than the retention period are deleted; aggregates stay.
+
+The minute/hour/day aggregates and ``user_day`` are what long-range queries
+read, so they are kept. Deleting happens in one transaction, so a failed prune
+leaves every table as it was.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import sqlite_utils
+
+from .connection import immediate_transaction
+from .schema import RAW_TABLES
+
+__all__ = ["parse_duration", "prune"]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``30d``, ``12h``, ``90m``, ``2w``, ``45s``; ``ValueError`` otherwise."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"invalid duration {text!r}: expected a number and a unit s, m, h, d or w, e.g. 30d")
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"invalid duration {text!r}: must be greater than zero")
+    return seconds
+
+
+def prune(db: sqlite_utils.Database, *, older_than_s: float, now: float | None = None) -> dict[str, int]:
+    """Delete raw events with ``ts`` before ``now - older_than_s``; rows deleted per table."""
+    if older_than_s <= 0:
+        raise ValueError("older_than_s must be > 0")
+    cutoff = (time.time() if now is None else now) - older_than_s
+    deleted: dict[str, int] = {}
+    with immediate_transaction(db) as conn:
+        for table in RAW_TABLES:
+            deleted[table] = conn.execute(f"DELETE FROM {table} WHERE ts < ?", (cutoff,)).rowcount
+    return deleted

@@ -1,0 +1,132 @@
+"""The rollup schema: what each table holds and how it is keyed.
+
+Conventions
+-----------
+* Every time is UTC. Raw events store ``ts`` as Unix seconds (REAL, sub-second);
+  aggregate tables store ``bucket_start`` as Unix seconds (INTEGER) aligned to
+  the start of the minute, hour or UTC day; ``user_day.day`` is the UTC calendar
+  date as ``YYYY-MM-DD``.
+* Booleans are INTEGER 0/1. Costs are US dollars (REAL). Token counts follow
+  :class:`nexus_otel.usage.Usage`: ``input_tokens`` includes cache reads and
+  writes, ``output_tokens`` includes reasoning; the detailed counts are subsets,
+  never to be added on top.
+* In aggregate keys a missing feature, team or project is stored as ``''`` (a
+  NULL would make every row its own key).
+
+Raw event tables (pruned after the retention period)
+----------------------------------------------------
+``model_calls``
+    One row per tracked model call, every :class:`nexus_otel.events.ModelCallEvent`
+    field: ``id`` (rowid), ``request_id`` (UNIQUE: re-delivery of a request id is
+    ignored everywhere; an event without one gets ``sha256:<digest of its
+    content>``), ``ts``, ``user_id``, ``session_id``, ``team``, ``project``,
+    ``feature``, ``model`` (requested), ``response_model``, ``provider``,
+    ``operation``, ``server_address``, ``input_tokens``, ``output_tokens``,
+    ``cache_read_tokens``, ``cache_write_tokens``, ``reasoning_tokens``,
+    ``cost_usd`` (NULL when unpriced), ``baseline_cost_usd`` (what a routed call
+    would have cost on its baseline model), ``priced``, ``latency_s``, ``ttft_s``
+    (streams only), ``streamed``, ``outcome`` (success | error), ``error_type``,
+    ``routed``, ``routed_from``, ``router_confidence``.
+``feature_uses``
+    ``id``, ``event_key``, ``ts``, ``user_id``, ``session_id``, ``team``,
+    ``project``, ``feature``, ``count``.
+``feedback``
+    ``id``, ``event_key``, ``ts``, ``request_id`` (the rated call), ``user_id``,
+    ``session_id``, ``team``, ``project``, ``feature``, ``model``, ``provider``,
+    ``score`` (0..1), ``comment_length``.
+``revenue``
+    ``id``, ``event_key``, ``ts``, ``user_id``, ``session_id``, ``team``,
+    ``project``, ``feature``, ``amount_usd``, ``plan``.
+``sessions``
+    ``id``, ``event_key``, ``ts``, ``user_id``, ``session_id``, ``team``,
+    ``project``, ``feature``, ``state`` (started | ended), ``duration_s``.
+
+``event_key`` (UNIQUE) is the SHA-256 of the event's content: these events carry
+no id of their own, and it makes their re-delivery idempotent too.
+
+Aggregates (kept forever)
+-------------------------
+``agg_minute``, ``agg_hour``, ``agg_day`` share one layout. Primary key
+``(bucket_start, model, provider, operation, feature, team, project, outcome,
+routed)``; columns ``requests``, ``errors``, ``input_tokens``,
+``output_tokens``, ``cache_read_tokens``, ``cache_write_tokens``,
+``reasoning_tokens``, ``cost_usd`` (priced calls), ``baseline_cost_usd``,
+``priced_requests``, ``unpriced_requests``, ``latency_sum_s``,
+``latency_count``, ``latency_le_00`` … ``latency_le_28`` (cumulative counts of
+calls with ``latency_s <=`` :data:`LATENCY_BOUNDS_S` ``[i]``, i.e. a Prometheus
+style histogram whose bounds grow by √2 from 10 ms to 163.84 s; every second
+bound is one of the GenAI duration buckets; calls above the last bound are
+``latency_count - latency_le_28``), ``ttft_sum_s``, ``ttft_count``. See
+:func:`exporters.rollup.queries.latency_quantile`.
+
+``user_day``
+    Primary key ``(day, user_id)``; ``requests``, ``input_tokens``,
+    ``output_tokens``, ``cost_usd`` (model calls), ``feature_uses`` (sum of
+    feature-use counts), ``features`` (JSON array of the distinct features the
+    user touched that day, through calls or feature uses), ``feature_count``,
+    ``team`` and ``project`` (of the user's latest event that day),
+    ``first_seen`` and ``last_seen`` (Unix seconds of the day's first and last
+    event). Events without a user id do not appear here.
+
+Bookkeeping
+-----------
+``_migrations``: ``version`` (primary key), ``name``, ``applied_at`` (ISO 8601 UTC).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+__all__ = [
+    "AGG_DIMENSIONS",
+    "AGG_TABLES",
+    "LATENCY_BOUNDS_S",
+    "LATENCY_COLUMNS",
+    "RAW_TABLES",
+    "agg_columns",
+    "agg_sum_columns",
+]
+
+#: Upper bounds (seconds) of the cumulative latency buckets: 0.01 * 2**(i/2).
+LATENCY_BOUNDS_S: Final = tuple(round(0.01 * math.sqrt(2) ** i, 6) for i in range(29))
+LATENCY_COLUMNS: Final = tuple(f"latency_le_{i:02d}" for i in range(len(LATENCY_BOUNDS_S)))
+
+#: Aggregate table -> bucket width in seconds.
+AGG_TABLES: Final = {"agg_minute": 60, "agg_hour": 3600, "agg_day": 86400}
+AGG_DIMENSIONS: Final = ("model", "provider", "operation", "feature", "team", "project", "outcome", "routed")
+
+#: Raw event tables, pruned after the retention period.
+RAW_TABLES: Final = ("model_calls", "feature_uses", "feedback", "revenue", "sessions")
+
+_AGG_SUMS: Final = (
+    ("requests", int),
+    ("errors", int),
+    ("input_tokens", int),
+    ("output_tokens", int),
+    ("cache_read_tokens", int),
+    ("cache_write_tokens", int),
+    ("reasoning_tokens", int),
+    ("cost_usd", float),
+    ("baseline_cost_usd", float),
+    ("priced_requests", int),
+    ("unpriced_requests", int),
+    ("latency_sum_s", float),
+    ("latency_count", int),
+    *((column, int) for column in LATENCY_COLUMNS),
+    ("ttft_sum_s", float),
+    ("ttft_count", int),
+)
+
+
+def agg_columns() -> dict[str, type]:
+    """Column name -> type of an aggregate table, key columns first."""
+    columns: dict[str, type] = {"bucket_start": int}
+    columns.update({d: int if d == "routed" else str for d in AGG_DIMENSIONS})
+    columns.update(_AGG_SUMS)
+    return columns
+
+
+def agg_sum_columns() -> tuple[str, ...]:
+    """The additive (non-key) columns of an aggregate table."""
+    return tuple(name for name, _ in _AGG_SUMS)

@@ -1,0 +1,1 @@
+"""Event exporters that write outside the OpenTelemetry pipeline (the embedded SQLite rollup)."""

@@ -1,0 +1,171 @@
+"""Seeded synthetic events for the rollup and budget tests, plus reference sums computed in Python."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import datetime, timezone
+
+from nexus_otel.events import (
+    Event,
+    FeatureUseEvent,
+    FeedbackEvent,
+    ModelCallEvent,
+    RevenueEvent,
+    SessionEvent,
+)
+
+__all__ = ["model_call", "reference_aggregates", "reference_user_days", "seeded_events", "utc"]
+
+MODELS = (("gpt-4o", "openai"), ("gpt-4o-mini", "openai"), ("claude-sonnet-4", "anthropic"))
+
+
+def utc(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+
+
+def model_call(ts: float, request_id: str, **fields: object) -> ModelCallEvent:
+    defaults: dict[str, object] = {"model": "gpt-4o", "provider": "openai", "latency_s": 0.5}
+    defaults.update(fields)
+    return ModelCallEvent(timestamp=ts, request_id=request_id, **defaults)  # type: ignore[arg-type]
+
+
+def seeded_events(*, seed: int, start: float, days: int, calls: int) -> list[Event]:
+    """Model calls from 12 users over ``days`` days with every field varied, plus product events."""
+    rng = random.Random(seed)
+    events: list[Event] = []
+    for i in range(calls):
+        model, provider = rng.choice(MODELS)
+        user = f"user-{rng.randrange(12)}"
+        ts = start + rng.uniform(0, days * 86400)
+        error = rng.random() < 0.1
+        priced = rng.random() < 0.9
+        routed = rng.random() < 0.2
+        streamed = rng.random() < 0.3
+        input_tokens = rng.randrange(1, 5000)
+        output_tokens = rng.randrange(0, 2000)
+        events.append(
+            ModelCallEvent(
+                timestamp=ts,
+                request_id=f"req-{seed}-{i}",
+                user_id=user if rng.random() < 0.95 else None,
+                session_id=f"s-{rng.randrange(40)}",
+                team=rng.choice(("search", "support", None)),
+                project=rng.choice(("helpdesk", "web")),
+                feature=rng.choice(("chat", "summary", "classify", None)),
+                model=model,
+                provider=provider,
+                operation=rng.choice(("chat", "embeddings")),
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cache_read_tokens=rng.randrange(0, input_tokens + 1),
+                reasoning_tokens=rng.randrange(0, output_tokens + 1),
+                cache_write_tokens=rng.randrange(0, 50),
+                cost_usd=round(rng.uniform(0.0001, 0.2), 6) if priced else None,
+                baseline_cost_usd=round(rng.uniform(0.1, 0.3), 6) if routed else None,
+                priced=priced,
+                latency_s=rng.lognormvariate(-0.5, 1.2),
+                ttft_s=rng.uniform(0.05, 1.0) if streamed else None,
+                streamed=streamed,
+                outcome="error" if error else "success",
+                error_type="TimeoutError" if error else None,
+                routed=routed,
+                routed_from="gpt-4o" if routed else None,
+                router_confidence=rng.random() if routed else None,
+            )
+        )
+    for i in range(calls // 4):
+        ts = start + rng.uniform(0, days * 86400)
+        user = f"user-{rng.randrange(12)}"
+        events.append(
+            FeatureUseEvent(
+                timestamp=ts,
+                user_id=user,
+                feature=rng.choice(("export", "search")),
+                count=rng.randrange(1, 4),
+            )
+        )
+        events.append(
+            FeedbackEvent(timestamp=ts + 1, request_id=f"req-{seed}-{i}", user_id=user, score=rng.random())
+        )
+        if i % 5 == 0:
+            events.append(
+                RevenueEvent(timestamp=ts + 2, user_id=user, amount_usd=10.0 * (i % 3 + 1), plan="pro")
+            )
+            events.append(SessionEvent(timestamp=ts + 3, user_id=user, session_id=f"s-{i}", state="started"))
+    rng.shuffle(events)
+    return events
+
+
+def _key(e: ModelCallEvent, width: int) -> tuple:
+    bucket = int(e.timestamp) // width * width
+    return (
+        bucket,
+        e.model,
+        e.provider,
+        e.operation,
+        e.feature or "",
+        e.team or "",
+        e.project or "",
+        e.outcome,
+        int(e.routed),
+    )
+
+
+def reference_aggregates(events: list[Event], width: int) -> dict[tuple, dict[str, float]]:
+    out: dict[tuple, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for e in events:
+        if not isinstance(e, ModelCallEvent):
+            continue
+        row = out[_key(e, width)]
+        row["requests"] += 1
+        row["errors"] += e.outcome == "error"
+        for column in (
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
+        ):
+            row[column] += getattr(e, column)
+        row["cost_usd"] += e.cost_usd or 0.0
+        row["baseline_cost_usd"] += e.baseline_cost_usd or 0.0
+        row["priced_requests"] += e.priced
+        row["unpriced_requests"] += not e.priced
+        row["latency_sum_s"] += e.latency_s
+        row["latency_count"] += 1
+        row["latency_le_00"] += e.latency_s <= 0.01
+        row["latency_le_14"] += e.latency_s <= 1.28
+        row["latency_le_28"] += e.latency_s <= 163.84
+        row["ttft_sum_s"] += e.ttft_s or 0.0
+        row["ttft_count"] += e.ttft_s is not None
+    return out
+
+
+def reference_user_days(events: list[Event]) -> dict[tuple[str, str], dict[str, object]]:
+    out: dict[tuple[str, str], dict[str, object]] = {}
+    for e in sorted(events, key=lambda e: e.timestamp):
+        if not isinstance(e, (ModelCallEvent, FeatureUseEvent)) or e.user_id is None:
+            continue
+        day = datetime.fromtimestamp(e.timestamp, timezone.utc).date().isoformat()
+        row = out.setdefault(
+            (day, e.user_id),
+            {
+                "requests": 0,
+                "input_tokens": 0,
+                "cost_usd": 0.0,
+                "feature_uses": 0,
+                "features": set(),
+                "first_seen": e.timestamp,
+            },
+        )
+        if isinstance(e, ModelCallEvent):
+            row["requests"] += 1
+            row["input_tokens"] += e.input_tokens
+            row["cost_usd"] += e.cost_usd or 0.0
+        else:
+            row["feature_uses"] += e.count
+        if e.feature:
+            row["features"].add(e.feature)
+        row["team"], row["project"], row["last_seen"] = e.team, e.project, e.timestamp
+    return out

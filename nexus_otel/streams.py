@@ -98,24 +98,20 @@ class SyncStreamWrapper(_Base):
             if self._see(chunk):
                 return chunk
 
-    def close(self) -> None:
+    def close(self, error: BaseException | None = None) -> None:
+        """Close the wrapped stream and end the call (with ``error`` when one ended it)."""
         try:
             close = getattr(self.__wrapped__, "close", None)
             if close is not None:
                 close()
         finally:
-            self._end(None)
+            self._end(error)
 
     def __enter__(self) -> SyncStreamWrapper:
         return self
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        try:
-            close = getattr(self.__wrapped__, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._end(exc)
+        self.close(exc)
 
 
 class AsyncStreamWrapper(_Base):
@@ -143,13 +139,14 @@ class AsyncStreamWrapper(_Base):
             if self._see(chunk):
                 return chunk
 
-    async def aclose(self) -> None:
+    async def aclose(self, error: BaseException | None = None) -> None:
+        """Close the wrapped stream and end the call (with ``error`` when one ended it)."""
         try:
             close = getattr(self.__wrapped__, "close", None) or getattr(self.__wrapped__, "aclose", None)
             if close is not None:
                 await close()
         finally:
-            self._end(None)
+            self._end(error)
 
     close = aclose
 
@@ -157,9 +154,4 @@ class AsyncStreamWrapper(_Base):
         return self
 
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        try:
-            close = getattr(self.__wrapped__, "close", None) or getattr(self.__wrapped__, "aclose", None)
-            if close is not None:
-                await close()
-        finally:
-            self._end(exc)
+        await self.aclose(exc)

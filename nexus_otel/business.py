@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 import uuid
 from collections.abc import Iterator
 
+from . import clock
 from .attribution import attribution, current
 from .recorder import get_recorder
 
@@ -119,7 +119,7 @@ def start_session(session_id: str | None = None, *, user_id: str | None = None) 
         feature=ctx.feature,
         team=ctx.team,
         project=ctx.project,
-        timestamp=time.time(),
+        timestamp=clock.now(),
     )
     return sid
 
@@ -134,7 +134,7 @@ def end_session(session_id: str, *, user_id: str | None = None) -> None:
         feature=ctx.feature,
         team=ctx.team,
         project=ctx.project,
-        timestamp=time.time(),
+        timestamp=clock.now(),
     )
 
 

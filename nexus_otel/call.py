@@ -12,10 +12,10 @@ import contextvars
 import itertools
 import logging
 import os
-import time
 import uuid
 from typing import Any
 
+from . import clock
 from .attribution import current as current_attribution
 from .extract import UsageAccumulator, response_model_from, usage_from_response
 from .record import CallRecord
@@ -79,7 +79,7 @@ class ModelCall:
     def __init__(self, record: CallRecord, recorder: Recorder | None, hide_usage_chunk: bool = False) -> None:
         self._record = record
         self._recorder = recorder
-        self._t0 = time.perf_counter()
+        self._t0 = clock.monotonic()
         self._accumulator: UsageAccumulator | None = None  # made at the first stream chunk
         self._explicit_usage: Usage | None = None
         self._response_usage: Usage | None = None
@@ -160,7 +160,7 @@ class ModelCall:
     # -- lifecycle (used by the decorator, the stream wrappers and integrations) -----
     def on_chunk(self, chunk: Any) -> bool:
         if self._first_chunk_at is None:
-            self._first_chunk_at = time.perf_counter()
+            self._first_chunk_at = clock.monotonic()
             self._record.streamed = True
         if self._accumulator is None:
             self._accumulator = UsageAccumulator()
@@ -177,7 +177,7 @@ class ModelCall:
         self._done = True
         try:
             rec = self._record
-            rec.duration_s = time.perf_counter() - self._t0
+            rec.duration_s = clock.monotonic() - self._t0
             if self._first_chunk_at is not None:
                 rec.ttft_s = self._first_chunk_at - self._t0
             if error is not None and not isinstance(error, GeneratorExit):
@@ -232,7 +232,7 @@ def start_call(
         model=model,
         provider=provider,
         operation=operation,
-        start_time=time.time(),
+        start_time=clock.now(),
         request_id=request_id or new_request_id(),
         user_id=user_id or ctx.user_id,
         session_id=session_id or ctx.session_id,

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import OrderedDict
 from typing import Any
 
+from . import clock
 from . import semconv as sc
 from .aggregate import AggregatingMetrics, Key
 from .cardinality import LabelGuard
@@ -85,7 +85,7 @@ class ProductRecording:
                 ((sc.FEATURE, feature), (sc.TEAM, team), (sc.PROJECT, project)),
                 count,
                 FeatureUseEvent(
-                    timestamp=timestamp or time.time(),
+                    timestamp=timestamp or clock.now(),
                     user_id=user_id,
                     session_id=session_id,
                     team=team,
@@ -132,7 +132,7 @@ class ProductRecording:
                 ),
                 score,
                 FeedbackEvent(
-                    timestamp=timestamp or time.time(),
+                    timestamp=timestamp or clock.now(),
                     request_id=request_id,
                     user_id=u_,
                     team=t_,
@@ -163,7 +163,7 @@ class ProductRecording:
                 ((sc.PLAN, plan), (sc.TEAM, team), (sc.PROJECT, project)),
                 amount_usd,
                 RevenueEvent(
-                    timestamp=timestamp or time.time(),
+                    timestamp=timestamp or clock.now(),
                     user_id=user_id,
                     team=team,
                     project=project,
@@ -186,7 +186,7 @@ class ProductRecording:
         timestamp: float | None = None,
     ) -> None:
         def run() -> None:
-            now = timestamp or time.time()
+            now = timestamp or clock.now()
             duration = None
             if state == "started":
                 self._sessions[session_id] = now

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import OrderedDict
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from . import clock
 from . import semconv as sc
 from .aggregate import AggregatingMetrics, Key
 from .cardinality import DEFAULT_MAX_VALUES, LabelGuard
@@ -112,7 +112,7 @@ class Recorder(ProductRecording):
         usage = rec.usage
         cost = baseline = None
         priced = True
-        at = utc_day(rec.start_time or time.time())
+        at = utc_day(rec.start_time or clock.now())
         if usage is not None and usage.total_tokens:
             cost = self._cost(rec.provider, rec.response_model or rec.model, rec.model, usage, at)
             priced = cost is not None

@@ -11,11 +11,12 @@ from __future__ import annotations
 import importlib
 import json
 import random
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from .. import clock
 
 __all__ = ["ProviderBehaviour", "anthropic_client", "mock_http_client", "openai_client"]
 
@@ -32,7 +33,9 @@ class ProviderBehaviour:
     latency_factor: float = 1.0
     output_factor: float = 1.0  # multiplies output tokens (a cost spike is a verbose model)
     cached_share: float = 0.3  # share of the prompt served from the provider's cache
-    sleep: bool = False  # really wait the simulated latency (live mode) or not (backfill)
+    #: take the simulated latency through ``nexus_otel.clock.sleep``: really wait in live
+    #: mode, advance the clock under a SimulatedClock (backfill); False answers at once
+    sleep: bool = False
 
     def simulated_latency(self, output_tokens: int) -> float:
         return self.latency_factor * (0.15 + output_tokens * self.rng.uniform(0.004, 0.012))
@@ -51,7 +54,7 @@ class ProviderBehaviour:
 
     def wait(self, seconds: float) -> None:
         if self.sleep:
-            time.sleep(seconds)
+            clock.sleep(seconds)
 
 
 def _prompt_tokens(messages: Any) -> int:
@@ -115,7 +118,7 @@ def _openai_handler(b: ProviderBehaviour, hx: Any) -> Callable[[Any], Any]:
             json={
                 "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
                 "object": "chat.completion",
-                "created": int(time.time()),
+                "created": int(clock.now()),
                 "model": response_model,
                 "choices": [
                     {
@@ -133,7 +136,7 @@ def _openai_handler(b: ProviderBehaviour, hx: Any) -> Callable[[Any], Any]:
 
 def _openai_chunks(model: str, output: int, usage: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-    base = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+    base = {"id": cid, "object": "chat.completion.chunk", "created": int(clock.now()), "model": model}
     yield {
         **base,
         "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
@@ -149,7 +152,7 @@ def _responses_body(model: str, prompt: int, cached: int, output: int, reasoning
     return {
         "id": f"resp_{uuid.uuid4().hex}",
         "object": "response",
-        "created_at": int(time.time()),
+        "created_at": int(clock.now()),
         "status": "completed",
         "model": model,
         "output": [

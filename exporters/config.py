@@ -31,6 +31,8 @@ class CollectorConfig:
     port: int = 4318  # the OTLP/HTTP default
     rollup: str | None = None
     budgets: str | None = None
+    spool: str | None = None  # directory: acknowledge after an fsync'd append, commit in the background
+    retention_days: float = 90.0  # raw events older than this are pruned; 0 keeps them
     max_body_bytes: int = 16 * 1024 * 1024
     series_ttl_s: float = 900.0
     max_label_values: int = 200
@@ -63,16 +65,20 @@ def _int(low: int, high: int | None = None) -> Callable[[Any], int]:
     return parse
 
 
-def _seconds(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError
-    number = float(value)
-    if number < 0 or math.isnan(number):
-        raise ValueError
-    return number
+def _non_negative(unit: str) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value)
+        if number < 0 or math.isnan(number):
+            raise ValueError
+        return number
+
+    parse.expect = f"a number of {unit} >= 0"  # type: ignore[attr-defined]
+    return parse
 
 
-_seconds.expect = "a number of seconds >= 0"  # type: ignore[attr-defined]
+_seconds = _non_negative("seconds")
 
 
 def _text(value: Any) -> str:
@@ -88,6 +94,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "port": _int(0, 65535),
     "rollup": _text,
     "budgets": _text,
+    "spool": _text,
+    "retention_days": _non_negative("days"),
     "max_body_bytes": _int(1),
     "series_ttl_s": _seconds,
     "max_label_values": _int(1),

@@ -41,10 +41,13 @@ class Collector:
                 log.exception("error while closing the collector")
 
 
-def build_collector(config: CollectorConfig, *, event_sink: EventSink | None = None) -> Collector:
+def build_collector(
+    config: CollectorConfig, *, event_sink: EventSink | None = None, install_signal_handlers: bool = False
+) -> Collector:
     """The WSGI app with its store, self-metrics, rollup writer and budgets, as ``config`` says.
 
     ``event_sink`` replaces the rollup writer ``config.rollup`` would open.
+    ``install_signal_handlers`` (main thread only) makes SIGHUP reload the budgets.
     """
     metrics = CollectorMetrics()
     cost = CostDeriver()
@@ -60,9 +63,13 @@ def build_collector(config: CollectorConfig, *, event_sink: EventSink | None = N
     closers: list[Callable[[], object]] = []
     readiness: list[ReadinessCheck] = []
     if event_sink is None and config.rollup:
-        event_sink = _open_rollup(config.rollup, closers, readiness)
+        event_sink = _open_rollup(config, closers, readiness)
+    if config.rollup:
+        from .activity_metrics import ActiveUsersCollector
+
+        metrics.registry.register(ActiveUsersCollector(config.rollup))
     if config.budgets:
-        _open_budgets(config, metrics, closers, readiness)
+        _open_budgets(config, metrics, closers, readiness, install_sighup=install_signal_handlers)
     app = CollectorApp(
         store=store,
         ingest=MetricsIngest(store, cost=cost),
@@ -76,14 +83,19 @@ def build_collector(config: CollectorConfig, *, event_sink: EventSink | None = N
 
 
 def _open_rollup(
-    path: str, closers: list[Callable[[], object]], readiness: list[ReadinessCheck]
+    config: CollectorConfig, closers: list[Callable[[], object]], readiness: list[ReadinessCheck]
 ) -> EventSink:
-    from .rollup import RollupWriter
+    from .rollup import RollupWriter, SpooledWriter
 
-    writer = RollupWriter(path)
-    closers.append(writer.close)
+    path = config.rollup
+    writer = RollupWriter(path, retention_days=config.retention_days or None)
     readiness.append(lambda: None if writer.ready() else f"rollup {path} is not writable")
-    return writer
+    if not config.spool:
+        closers.append(writer.close)
+        return writer
+    spooled = SpooledWriter(writer, config.spool)  # replays what a previous run left behind
+    closers.append(spooled.close)  # commits everything spooled, then closes the writer
+    return spooled
 
 
 def _open_budgets(
@@ -91,10 +103,12 @@ def _open_budgets(
     metrics: CollectorMetrics,
     closers: list[Callable[[], object]],
     readiness: list[ReadinessCheck],
+    *,
+    install_sighup: bool,
 ) -> None:
     from .budgets import BudgetCollector, BudgetManager
 
-    manager = BudgetManager(config.budgets, rollup=config.rollup)
+    manager = BudgetManager(config.budgets, rollup=config.rollup, install_sighup=install_sighup)
     metrics.registry.register(BudgetCollector(manager))
     closers.append(manager.close)
     readiness.append(lambda: None if manager.loaded else f"budgets {config.budgets} not loaded")
@@ -104,7 +118,7 @@ def serve(config: CollectorConfig) -> None:
     """Run until SIGTERM/SIGINT, then shut down gracefully."""
     from waitress import create_server
 
-    collector = build_collector(config)
+    collector = build_collector(config, install_signal_handlers=True)
     server = create_server(
         collector.app,
         host=config.host,

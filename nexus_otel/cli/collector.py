@@ -22,6 +22,18 @@ __all__ = ["collector"]
 @click.option(
     "--rollup", type=click.Path(dir_okay=False), help="SQLite rollup file that events are committed to."
 )
+@click.option(
+    "--spool",
+    type=click.Path(file_okay=False),
+    help="Directory of a durable spool: event batches are acknowledged after an fsync'd append there "
+    "and committed to the rollup in the background (faster ingest; replayed on start).",
+)
+@click.option(
+    "--retention-days",
+    type=float,
+    help="Days raw events stay in the rollup before pruning [default: 90; 0 keeps them]. "
+    "Aggregates are kept.",
+)
 @click.option("--budgets", type=click.Path(dir_okay=False), help="budgets.yaml exported as budget gauges.")
 @click.option(
     "--max-body-bytes",

@@ -113,3 +113,17 @@ class AggregatingMetrics:
                     if series
                 },
             )
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Continue from ``snapshot``'s totals and start time, replacing what is held.
+
+        A process that takes over another's series (the demo's live traffic after
+        its backfill) then exports one continuous cumulative series, exactly as a
+        long-running application would, instead of a counter reset.
+        """
+        with self.lock:
+            self.start_time_unix_nano = snapshot.start_time_unix_nano
+            for name in self._counters:
+                self._counters[name] = dict(snapshot.counters.get(name, {}))
+            for name in self._histograms:
+                self._histograms[name] = {k: v.copy() for k, v in snapshot.histograms.get(name, {}).items()}

@@ -18,7 +18,17 @@ from typing import Any
 
 from .. import clock
 
-__all__ = ["ProviderBehaviour", "anthropic_client", "mock_http_client", "openai_client"]
+__all__ = [
+    "DirectProviders",
+    "InternalServerError",
+    "ProviderBehaviour",
+    "RateLimitError",
+    "anthropic_client",
+    "anthropic_reply",
+    "mock_http_client",
+    "openai_client",
+    "openai_reply",
+]
 
 REASONING_MODELS = ("o1", "o3", "o4", "gpt-5")
 
@@ -40,16 +50,13 @@ class ProviderBehaviour:
     def simulated_latency(self, output_tokens: int) -> float:
         return self.latency_factor * (0.15 + output_tokens * self.rng.uniform(0.004, 0.012))
 
-    def maybe_fail(self, hx: Any) -> Any:
+    def failure(self) -> tuple[int, str, str] | None:
+        """(HTTP status, error type, message) when this call fails, else None."""
         roll = self.rng.random()
         if roll < self.rate_limit_rate:
-            return hx.Response(
-                429, json={"error": {"message": "Rate limit reached", "type": "rate_limit_error"}}
-            )
+            return 429, "rate_limit_error", "Rate limit reached"
         if roll < self.rate_limit_rate + self.error_rate:
-            return hx.Response(
-                500, json={"error": {"message": "The server had an error", "type": "server_error"}}
-            )
+            return 500, "server_error", "The server had an error"
         return None
 
     def wait(self, seconds: float) -> None:
@@ -90,48 +97,54 @@ def openai_client(behaviour: ProviderBehaviour) -> Any:
 
 def _openai_handler(b: ProviderBehaviour, hx: Any) -> Callable[[Any], Any]:
     def handle(request: Any) -> Any:
-        failure = b.maybe_fail(hx)
+        failure = b.failure()
         if failure is not None:
-            return failure
+            status, kind, message = failure
+            return hx.Response(status, json={"error": {"message": message, "type": kind}})
         body = json.loads(request.content or b"{}")
-        model = body.get("model", "gpt-4o-mini")
-        prompt = _prompt_tokens(body.get("messages") or body.get("input"))
-        cached = int(prompt * b.cached_share) // 64 * 64  # OpenAI caches in 64-token blocks
-        output = max(1, int(b.rng.lognormvariate(5.0, 0.6) * b.output_factor))
-        reasoning = int(output * b.rng.uniform(0.3, 0.7)) if model.startswith(REASONING_MODELS) else 0
-        b.wait(b.simulated_latency(output))
-        if request.url.path.endswith("/responses"):
-            return hx.Response(200, json=_responses_body(model, prompt, cached, output, reasoning))
-        usage = {
-            "prompt_tokens": prompt,
-            "completion_tokens": output,
-            "total_tokens": prompt + output,
-            "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": reasoning, "audio_tokens": 0},
-        }
-        response_model = f"{model}-2024-08-06" if model == "gpt-4o" else model
-        if body.get("stream"):
-            include_usage = (body.get("stream_options") or {}).get("include_usage", False)
-            return _sse(hx, _openai_chunks(response_model, output, usage if include_usage else None))
-        return hx.Response(
-            200,
-            json={
-                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-                "object": "chat.completion",
-                "created": int(clock.now()),
-                "model": response_model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": "ok " * min(output, 50)},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": usage,
-            },
-        )
+        reply = openai_reply(b, body, responses=request.url.path.endswith("/responses"))
+        return hx.Response(200, json=reply) if isinstance(reply, dict) else _sse(hx, reply)
 
     return handle
+
+
+def openai_reply(
+    b: ProviderBehaviour, body: dict[str, Any], *, responses: bool = False
+) -> dict[str, Any] | Iterator[dict[str, Any]]:
+    """The JSON body (or the stream's chunks) OpenAI would answer to a request ``body``."""
+    model = body.get("model", "gpt-4o-mini")
+    prompt = _prompt_tokens(body.get("messages") or body.get("input"))
+    cached = int(prompt * b.cached_share) // 64 * 64  # OpenAI caches in 64-token blocks
+    output = max(1, int(b.rng.lognormvariate(5.0, 0.6) * b.output_factor))
+    reasoning = int(output * b.rng.uniform(0.3, 0.7)) if model.startswith(REASONING_MODELS) else 0
+    b.wait(b.simulated_latency(output))
+    if responses:
+        return _responses_body(model, prompt, cached, output, reasoning)
+    usage = {
+        "prompt_tokens": prompt,
+        "completion_tokens": output,
+        "total_tokens": prompt + output,
+        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": reasoning, "audio_tokens": 0},
+    }
+    response_model = f"{model}-2024-08-06" if model == "gpt-4o" else model
+    if body.get("stream"):
+        include_usage = (body.get("stream_options") or {}).get("include_usage", False)
+        return _openai_chunks(response_model, output, usage if include_usage else None)
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(clock.now()),
+        "model": response_model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "ok " * min(output, 50)},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": usage,
+    }
 
 
 def _openai_chunks(model: str, output: int, usage: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
@@ -191,41 +204,44 @@ def anthropic_client(behaviour: ProviderBehaviour) -> Any:
 
 def _anthropic_handler(b: ProviderBehaviour, hx: Any) -> Callable[[Any], Any]:
     def handle(request: Any) -> Any:
-        failure = b.maybe_fail(hx)
+        failure = b.failure()
         if failure is not None:
-            return failure
-        body = json.loads(request.content or b"{}")
-        model = body.get("model", "claude-sonnet-4-5")
-        prompt = _prompt_tokens(body.get("messages"))
-        cache_read = int(prompt * b.cached_share)
-        cache_write = int(prompt * 0.05) if b.rng.random() < 0.2 else 0
-        uncached = prompt - cache_read - cache_write
-        output = max(1, int(b.rng.lognormvariate(5.2, 0.6) * b.output_factor))
-        b.wait(b.simulated_latency(output))
-        usage = {
-            "input_tokens": uncached,
-            "output_tokens": output,
-            "cache_read_input_tokens": cache_read,
-            "cache_creation_input_tokens": cache_write,
-        }
-        mid = f"msg_{uuid.uuid4().hex[:24]}"
-        if body.get("stream"):
-            return _sse(hx, _anthropic_events(mid, model, usage), named=True)
-        return hx.Response(
-            200,
-            json={
-                "id": mid,
-                "type": "message",
-                "role": "assistant",
-                "model": model,
-                "content": [{"type": "text", "text": "ok " * min(output, 50)}],
-                "stop_reason": "end_turn",
-                "stop_sequence": None,
-                "usage": usage,
-            },
-        )
+            status, kind, message = failure
+            return hx.Response(status, json={"type": "error", "error": {"type": kind, "message": message}})
+        reply = anthropic_reply(b, json.loads(request.content or b"{}"))
+        return hx.Response(200, json=reply) if isinstance(reply, dict) else _sse(hx, reply, named=True)
 
     return handle
+
+
+def anthropic_reply(b: ProviderBehaviour, body: dict[str, Any]) -> dict[str, Any] | Iterator[dict[str, Any]]:
+    """The JSON body (or the stream's events) Anthropic's Messages API would answer to ``body``."""
+    model = body.get("model", "claude-sonnet-4-5")
+    prompt = _prompt_tokens(body.get("messages"))
+    cache_read = int(prompt * b.cached_share)
+    cache_write = int(prompt * 0.05) if b.rng.random() < 0.2 else 0
+    uncached = prompt - cache_read - cache_write
+    output = max(1, int(b.rng.lognormvariate(5.2, 0.6) * b.output_factor))
+    b.wait(b.simulated_latency(output))
+    usage = {
+        "input_tokens": uncached,
+        "output_tokens": output,
+        "cache_read_input_tokens": cache_read,
+        "cache_creation_input_tokens": cache_write,
+    }
+    mid = f"msg_{uuid.uuid4().hex[:24]}"
+    if body.get("stream"):
+        return _anthropic_events(mid, model, usage)
+    return {
+        "id": mid,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": "ok " * min(output, 50)}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": usage,
+    }
 
 
 def _anthropic_events(mid: str, model: str, usage: dict[str, int]) -> Iterator[dict[str, Any]]:
@@ -264,3 +280,41 @@ def _sse(hx: Any, events: Iterator[dict[str, Any]], *, named: bool = False) -> A
     if not named:
         lines.append("data: [DONE]\n\n")
     return hx.Response(200, headers={"content-type": "text/event-stream"}, content="".join(lines).encode())
+
+
+class RateLimitError(Exception):
+    """HTTP 429 from a provider called directly (named like the official SDKs' error)."""
+
+
+class InternalServerError(Exception):
+    """HTTP 5xx from a provider called directly (named like the official SDKs' error)."""
+
+
+class DirectProviders:
+    """The same fake providers as plain functions returning provider-shaped dicts.
+
+    No HTTP client in between, so a call costs microseconds instead of the
+    official clients' request building and response parsing: this is how the
+    demo backfills weeks of history through ``track_model_call`` quickly.
+    Failures raise :class:`RateLimitError` / :class:`InternalServerError`.
+    """
+
+    def __init__(self, behaviour: ProviderBehaviour) -> None:
+        self.behaviour = behaviour
+
+    def _check(self) -> None:
+        failure = self.behaviour.failure()
+        if failure is not None:
+            status, _, message = failure
+            raise (RateLimitError if status == 429 else InternalServerError)(message)
+
+    def openai(self, *, model: str, messages: list[Any], stream: bool, responses: bool = False) -> Any:
+        self._check()
+        body: dict[str, Any] = {"model": model, "messages": messages}
+        if stream:
+            body.update(stream=True, stream_options={"include_usage": True})
+        return openai_reply(self.behaviour, body, responses=responses)
+
+    def anthropic(self, *, model: str, messages: list[Any], stream: bool) -> Any:
+        self._check()
+        return anthropic_reply(self.behaviour, {"model": model, "messages": messages, "stream": stream})

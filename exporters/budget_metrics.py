@@ -44,6 +44,12 @@ def _families() -> dict[str, Metric]:
             "Spend in US dollars since the 1st of the month in the budget timezone, from the rollup.",
             labels=BUDGET_LABELS,
         ),
+        "last_24h": GaugeMetricFamily(
+            "nexus_spend_last_24h_usd",
+            "Spend in US dollars over the last 24 hours, from the rollup: the burn rate a month-end "
+            "forecast carries forward.",
+            labels=BUDGET_LABELS,
+        ),
         "elapsed": GaugeMetricFamily(
             "nexus_budget_month_days_elapsed",
             "Wall-clock days elapsed in the current month of the budget timezone (fractional).",
@@ -87,11 +93,12 @@ class BudgetCollector(Collector):
             families["total"].add_metric([], month.days_total)
             for series in budgets.series:
                 families["budget"].add_metric(list(series.labels), series.monthly_usd)
-            try:
-                spend = manager.spend(now)
-            except Exception:
-                log.exception("month-to-date spend could not be read from %s", manager.rollup)
-                spend = None
-            for series, usd in (spend or {}).items():
-                families["spend"].add_metric(list(series.labels), usd)
+            for family, read in (("spend", manager.spend), ("last_24h", manager.last_24h)):
+                try:
+                    values = read(now)
+                except Exception:
+                    log.exception("%s could not be read from %s", family, manager.rollup)
+                    values = None
+                for series, usd in (values or {}).items():
+                    families[family].add_metric(list(series.labels), usd)
         yield from families.values()

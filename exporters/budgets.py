@@ -130,6 +130,19 @@ class BudgetSet:
             db.close()
 
 
+    def last_24h(self, rollup: str | os.PathLike[str], now: float) -> dict[BudgetSeries, float]:
+        """Spend in USD per series over the 24 hours before ``now``'s minute (the burn rate
+        the month-end forecast carries forward; whole minutes so minute aggregates answer)."""
+        from .rollup import open_database, spend_usd
+
+        end = now // 60 * 60
+        db = open_database(rollup, readonly=True)
+        try:
+            return {s: spend_usd(db, start=end - 86400, end=end, filters=s.filters()) for s in self.series}
+        finally:
+            db.close()
+
+
 # --- loading ------------------------------------------------------------------------
 
 
@@ -335,6 +348,13 @@ class BudgetManager:
         if budgets is None or self.rollup is None or not os.path.exists(self.rollup):
             return None
         return budgets.month_to_date(self.rollup, self.clock() if now is None else now)
+
+    def last_24h(self, now: float | None = None) -> dict[BudgetSeries, float] | None:
+        """Spend over the last 24 hours per series, None without a rollup file."""
+        budgets = self.budgets
+        if budgets is None or self.rollup is None or not os.path.exists(self.rollup):
+            return None
+        return budgets.last_24h(self.rollup, self.clock() if now is None else now)
 
     def close(self) -> None:
         self._stop.set()

@@ -3,10 +3,10 @@ groups and inhibits, and the notifications reach a webhook.
 
 Metrics come from the real recorder behind ``nexus_otel.configure()``'s in-process
 /metrics endpoint. The budget gauges come from :class:`BudgetGauges`, a small
-prometheus_client exporter that stands in for the collector's budget exporter
-(``exporters/``, being built separately) with the same metric and label names: it
-reads month-to-date spend per team from the app's own cost counters, so the
-recorded traffic is what crosses the thresholds.
+prometheus_client exporter with the collector's metric and label names that reads
+month-to-date spend per team from the app's own cost counters: it lets this test
+set exact budget shares per team to check routing, inhibition and resolution. The
+collector's own budget gauges drive the same alerts in ``test_demo_e2e.py``.
 
 The test copy of the rules only drops ``for:`` (so nothing waits minutes); every
 expression and threshold is the shipped one. The cost spike is found against a

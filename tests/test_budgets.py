@@ -123,6 +123,21 @@ def test_gauges_scraped_with_exact_values(rollup):
     manager.close()
 
 
+def test_last_24h_spend_ends_at_the_current_minute(rollup):
+    path = rollup.parent / "budgets.yaml"
+    path.write_text(BERLIN)
+    now = utc("2026-02-11T12:00:30")  # the window is [10 Feb 12:00, 11 Feb 12:00) UTC
+    manager = BudgetManager(path, rollup, poll_interval_s=0, clock=lambda: now)
+    registry = CollectorRegistry()
+    registry.register(BudgetCollector(manager))
+    got = samples(registry)
+    assert got[("nexus_spend_last_24h_usd", labels("search", "all", "all", "team"))] == 2.5
+    assert got[("nexus_spend_last_24h_usd", labels("search", "helpdesk", "all", "project"))] == 2.5
+    # the call at 12:00:00 on the 11th belongs to the next window
+    assert got[("nexus_spend_last_24h_usd", labels("all", "all", "claude-sonnet-4", "model"))] == 0.0
+    manager.close()
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -6,10 +6,13 @@ official OTLP exporter, the collector's /v1/logs, its durable spool, the rollup.
 
 from __future__ import annotations
 
+import gzip
+import http.client
 import os
 import signal
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,25 +89,96 @@ def test_sigterm_commits_every_acknowledged_event_from_the_spool(collector, tmp_
     assert not any((tmp_path / "spool").glob("*")), "the spool is emptied on a clean stop"
 
 
-def test_bad_log_bodies_change_no_stored_row(collector, tmp_path):
-    import http.client
-    import urllib.parse
+TOKEN = "rollup-token"
+MAX_BODY = 64 * 1024
 
-    send_calls(collector.url, [(time.time(), "ann")])
-    wait_until(lambda: counts(tmp_path / "rollup.db")["model_calls"] == 1, timeout_s=20, what="the call")
-    before = counts(tmp_path / "rollup.db")
-    parts = urllib.parse.urlsplit(collector.url)
-    for body, content_type, expected in (
-        (b"\x0a\xff\xff", "application/x-protobuf", 400),
-        (b'{"resourceLogs": [{"scopeLogs": 7}]}', "application/json", 400),
-        (b"{}", "text/plain", 415),
-    ):
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-        conn.request("POST", "/v1/logs", body=body, headers={"Content-Type": content_type})
-        assert conn.getresponse().status == expected, body
+
+def _logs_body() -> bytes:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.logs.v1 import logs_pb2
+
+    from nexus_otel.events import ModelCallEvent
+
+    attrs = ModelCallEvent(
+        timestamp=time.time(), request_id="bad-1", model="gpt-4o", provider="openai"
+    ).to_attributes()
+    kv = [KeyValue(key=k, value=AnyValue(string_value=v) if isinstance(v, str) else
+                   AnyValue(int_value=v) if isinstance(v, int) and not isinstance(v, bool) else
+                   AnyValue(bool_value=v) if isinstance(v, bool) else AnyValue(double_value=v))
+          for k, v in attrs.items()]  # fmt: skip
+    record = logs_pb2.LogRecord(event_name="nexus.model_call", attributes=kv)
+    request = ExportLogsServiceRequest(
+        resource_logs=[logs_pb2.ResourceLogs(scope_logs=[logs_pb2.ScopeLogs(log_records=[record])])]
+    )
+    return request.SerializeToString()
+
+
+_AUTH = {"Authorization": f"Bearer {TOKEN}"}
+_BAD_LOGS = [
+    pytest.param(lambda b: b[:-5], "application/x-protobuf", _AUTH, 400, id="truncated-protobuf"),
+    pytest.param(lambda b: b, "text/plain", _AUTH, 415, id="wrong-content-type"),
+    pytest.param(
+        lambda b: gzip.compress(b"\0" * MAX_BODY * 64, 9),
+        "application/x-protobuf",
+        {**_AUTH, "Content-Encoding": "gzip"},
+        413,
+        id="gzip-bomb",
+    ),
+    pytest.param(
+        lambda b: b * (MAX_BODY // len(b) + 2), "application/x-protobuf", _AUTH, 413, id="oversized"
+    ),
+    pytest.param(
+        lambda b: b, "application/x-protobuf", {"Authorization": "Bearer wrong"}, 401, id="bad-token"
+    ),
+    pytest.param(lambda b: b, "application/x-protobuf", {}, 401, id="missing-token"),
+    pytest.param(
+        lambda b: b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"timeUnixNano": {"x": 1}}]}]}]}',
+        "application/json",
+        _AUTH,
+        400,
+        id="json-wrong-types",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CollectorProcess, Path]]:
+    tmp = tmp_path_factory.mktemp("guarded")
+    process = start_collector(
+        tmp,
+        "--rollup", str(tmp / "rollup.db"),
+        "--auth-token-env", "INGEST_TOKEN",
+        "--max-body-bytes", str(MAX_BODY),
+        env={"INGEST_TOKEN": TOKEN},
+    )  # fmt: skip
+    status, _ = _post(process.url, _logs_body(), "application/x-protobuf", _AUTH)
+    assert status == 200
+    yield process, tmp / "rollup.db"
+    process.stop()
+
+
+def _post(url: str, body: bytes, content_type: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.request("POST", "/v1/logs", body=body, headers={"Content-Type": content_type, **headers})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
         conn.close()
-    time.sleep(0.5)  # the spool commits in the background: give a wrong write the chance to land
-    assert counts(tmp_path / "rollup.db") == before
+
+
+@pytest.mark.parametrize(("make_body", "content_type", "headers", "expected"), _BAD_LOGS)
+def test_bad_log_requests_get_their_4xx_and_change_no_stored_row(
+    guarded, make_body, content_type, headers, expected
+):
+    collector, db_path = guarded
+    before = counts(db_path)
+    assert before["model_calls"] == 1
+    status, body = _post(collector.url, make_body(_logs_body()), content_type, headers)
+    assert status == expected, body
+    assert counts(db_path) == before
 
 
 def test_sighup_reloads_budgets_in_the_running_collector(collector, tmp_path):

@@ -147,6 +147,14 @@ def demo(
     services. Open the printed URLs: Prometheus shows the rules and alerts, the
     recommender answers /api/analytics with the Bearer key 'demo-admin-key'.
     """
+    import importlib.util
+
+    needed = ("openai", "anthropic", "sqlite_utils", "waitress")
+    missing = [m for m in needed if importlib.util.find_spec(m) is None]
+    if missing:
+        raise click.ClickException(
+            f"the demo needs {', '.join(missing)}: pip install 'nexus-otel[demo]' (or '.[all]' in a checkout)"
+        )
     from nexus_otel.demo.run import DEFAULT_LIVE_INCIDENTS, Demo, DemoOptions
 
     live = () if no_incidents else tuple(parse_incident(i) for i in incidents) or DEFAULT_LIVE_INCIDENTS

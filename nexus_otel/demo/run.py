@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,8 @@ class DemoResult:
 
 class Demo:
     def __init__(self, options: DemoOptions, *, echo: Callable[[str], None] = print) -> None:
-        self.options = options
+        # child processes run in the workdir: every path handed to them must be absolute
+        self.options = replace(options, workdir=options.workdir.resolve())
         self.echo = echo
         self.services: list[Service] = []
         self.result = DemoResult()

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from nexus_otel.demo.backfill import run_backfill
@@ -40,37 +38,6 @@ TSDB = Path(os.environ.get("NEXUS_DEMO_TSDB", "/prometheus"))
 RULES = Path(os.environ.get("NEXUS_DEMO_RULES", "/app/rules"))
 PROMETHEUS_UID = 65534  # the prom/prometheus image runs as nobody
 NEXUS_UID = 10001  # the Dockerfile's "nexus" user runs the collector and recommender
-
-
-#: project -> share of its monthly budget already spent (the team budgets come from
-#: ``nexus-otel demo``'s own sizing: one team past each alert threshold)
-PROJECT_SHARES = {"helpdesk": 0.55, "devtools": 0.7, "website": 0.4, "crm": 0.92}
-
-
-def add_project_budgets(path: Path, rollup: Path) -> Path:
-    """Project budgets sized from the month-to-date spend, so the project panels have data."""
-    now = datetime.now(timezone.utc)
-    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
-    db = sqlite3.connect(rollup)
-    try:
-        rows = db.execute(
-            "SELECT team, project, SUM(cost_usd) FROM agg_hour WHERE bucket_start >= ? "
-            "AND project IS NOT NULL AND project != '' GROUP BY team, project",
-            (month_start,),
-        ).fetchall()
-    finally:
-        db.close()
-    lines = []
-    for team, project, spent in sorted(rows):
-        share = PROJECT_SHARES.get(project, 0.5)
-        lines += [
-            f"  - team: {team}",
-            f"    project: {project}",
-            f"    monthly_usd: {max(round((spent or 0.0) / share, 2), 1.0)}",
-        ]
-    with path.open("a") as out:
-        out.write("\n".join(lines) + "\n")
-    return path
 
 
 def main() -> int:
@@ -107,7 +74,7 @@ def main() -> int:
         service_instance_id=INSTANCE_ID,
     )
     print(f"  {result.calls} calls in {time.monotonic() - began:.0f} s", flush=True)
-    print(f"budgets: {add_project_budgets(demo.write_budgets(), demo.rollup)}")
+    print(f"budgets: {demo.write_budgets()}")
 
     work = Path(os.environ.get("TMPDIR", "/tmp")) / "nexus-history-prometheus"
     shutil.rmtree(work, ignore_errors=True)

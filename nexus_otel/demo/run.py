@@ -37,6 +37,8 @@ SERVICE_NAME = "nexus-demo-app"
 INSTANCE_ID = "demo-1"
 #: team -> share of its budget already spent: one team past each alert threshold
 BUDGET_SHARES = {"support": 0.93, "platform": 0.8, "growth": 0.6}
+#: project -> share of its budget already spent
+PROJECT_SHARES = {"helpdesk": 0.55, "devtools": 0.7, "website": 0.4, "crm": 0.92}
 #: a cost spike two minutes in, for 20 minutes: long enough for NexusCostSpike's ``for: 10m``
 DEFAULT_LIVE_INCIDENTS = (Incident("cost_spike", 120.0, 1200.0),)
 
@@ -128,28 +130,29 @@ class Demo:
         self.history_span = (end - o.metrics_history_hours * 3600, end)
 
     def write_budgets(self) -> Path:
-        """Monthly budgets per team from the month-to-date spend, one team past each threshold."""
+        """Team and project budgets from the month-to-date spend: alerts and panels have something to show."""
         now = datetime.now(timezone.utc)
         month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
         db = sqlite3.connect(self.rollup)
         try:
-            spend = dict(
-                db.execute(
-                    "SELECT team, SUM(cost_usd) FROM agg_hour WHERE bucket_start >= ? GROUP BY team",
-                    (month_start,),
-                ).fetchall()
-            )
+            rows = db.execute(
+                "SELECT team, project, SUM(cost_usd) FROM agg_hour"
+                " WHERE bucket_start >= ? GROUP BY team, project",
+                (month_start,),
+            ).fetchall()
         finally:
             db.close()
-        lines = [
-            "# Demo budgets: sized so that one team is past each alert threshold.",
-            "timezone: UTC",
-            "budgets:",
-        ]
+        by_team: dict[str, float] = {}
+        for team, _, spent in rows:
+            by_team[team] = by_team.get(team, 0.0) + (spent or 0.0)
+        lines = ["# Demo budgets, sized from the month-to-date spend.", "timezone: UTC", "budgets:"]
         for team, share in BUDGET_SHARES.items():
-            spent = spend.get(team) or 0.0
-            monthly = max(round(spent / share, 2), 1.0)
+            monthly = max(round(by_team.get(team, 0.0) / share, 2), 1.0)
             lines += [f"  - team: {team}", f"    monthly_usd: {monthly}"]
+        for team, project, spent in sorted(rows):
+            if team and project and project in PROJECT_SHARES:
+                monthly = max(round((spent or 0.0) / PROJECT_SHARES[project], 2), 1.0)
+                lines += [f"  - team: {team}", f"    project: {project}", f"    monthly_usd: {monthly}"]
         path = self.options.workdir / "budgets.yaml"
         path.write_text("\n".join(lines) + "\n")
         return path

@@ -162,10 +162,14 @@ def run_backfill(
 def _scrape_times(
     windows: list[tuple[float, float]], *, start: float, end: float, step: float
 ) -> list[float]:
+    """Scrape times every ``step`` inside each window, plus each window's end: the
+    history's last sample then holds exactly the totals the live process continues from."""
     times: set[float] = set()
     for lo, hi in windows:
-        t = max(lo, start)
-        while t <= min(hi, end):
+        t, stop = max(lo, start), min(hi, end)
+        while t <= stop:
             times.add(round(t))
             t += step
+        if stop >= max(lo, start):
+            times.add(math.floor(stop))
     return sorted(times)

@@ -109,7 +109,7 @@ class Demo:
         from .backfill import run_backfill
 
         o = self.options
-        end = time.time()
+        end = float(int(time.time()))  # a whole second: the history's last scrape is exactly at its end
         history = o.workdir / "history.om" if self._prometheus_wanted() else None
         result = run_backfill(
             rollup=self.rollup,
@@ -128,6 +128,7 @@ class Demo:
         self.result.backfilled_calls = result.calls
         self.backfilled_metrics = result.metrics
         self.history_span = (end - o.metrics_history_hours * 3600, end)
+        self.history_end = end
 
     def write_budgets(self) -> Path:
         """Team and project budgets from the month-to-date spend: alerts and panels have something to show."""
@@ -372,7 +373,10 @@ class Demo:
             self.echo(f"backfilling {self.options.history_days:g} days of history into {self.rollup} ...")
             began = time.monotonic()
             self.backfill(progress)
-            self.echo(f"history: {self.result.backfilled_calls:,} calls in {time.monotonic() - began:.1f} s")
+            self.echo(
+                f"history: {self.result.backfilled_calls:,} calls in {time.monotonic() - began:.1f} s,"
+                f" up to {self.history_end:.0f} (Unix time)"
+            )
             budgets = self.write_budgets()
             collector = self.start_collector(budgets)
             try:

@@ -129,7 +129,6 @@ class BudgetSet:
         finally:
             db.close()
 
-
     def last_24h(self, rollup: str | os.PathLike[str], now: float) -> dict[BudgetSeries, float]:
         """Spend in USD per series over the 24 hours before ``now``'s minute (the burn rate
         the month-end forecast carries forward; whole minutes so minute aggregates answer)."""

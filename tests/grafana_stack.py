@@ -12,7 +12,8 @@ backfill (``nexus_otel.demo``) is one edit. Today it
    yesterday" to look at;
 3. starts a real Prometheus loading every ``rules/*.yml`` with 1 s scrape and
    evaluation intervals, scraping the collector as ``job="nexus-collector"``
-   (and the recommender, when it can be started);
+   (and the recommender, when it can be started, after nine days of calls have been
+   backfilled into the rollup so it has users, cohorts and hours to learn from);
 4. drives :class:`~nexus_otel.demo.traffic.TrafficSimulator` through
    ``nexus_otel.configure(otlp_endpoint=...)`` in a child process: the official
    OpenAI/Anthropic clients on a mock transport, timed by a clock that follows
@@ -279,6 +280,13 @@ def prometheus_with_demo_traffic(
         )
         stack.callback(collector.stop)
 
+        if _recommender_available():
+            # the recommender's insights need weeks of users and days of hours per scope;
+            # 20 s of live traffic has neither, so the rollup gets nine days of history first
+            from nexus_otel.demo.backfill import run_backfill
+
+            now = time.time()
+            run_backfill(rollup=rollup, start=now - 9 * 86400, end=now - 120, calls_per_day=3000, seed=5)
         recommender = _start_recommender(workdir, rollup)
         if recommender is not None:
             stack.callback(recommender.stop)

@@ -53,7 +53,7 @@ def rules_without_for(target: Path) -> Path:
                     rule.pop("for", None)
         else:
             for route in [doc["route"], *doc["route"]["routes"]]:
-                route.update(group_wait="1s", group_interval="1s", repeat_interval="1h")
+                route.update(group_wait="3s", group_interval="1s", repeat_interval="1h")
         (target / source.name).write_text(yaml.safe_dump(doc, sort_keys=False))
     return target
 
@@ -102,6 +102,36 @@ def promql(prometheus: str, query: str) -> float:
     return float(data[0]["value"][1]) if data else 0.0
 
 
+def history_end(output: list[str]) -> int:
+    for line in output:
+        match = re.search(r"up to (\d+) \(Unix time\)", line)
+        if match:
+            return int(match.group(1))
+    raise AssertionError("the demo did not say where its history ends:\n" + "\n".join(output))
+
+
+def check_recommender_agrees_with_promql(urls: dict[str, str], end: int) -> None:
+    """The live window's requests and cost: the recommender's rollup answer against Prometheus's."""
+    admin = {"Authorization": "Bearer demo-admin-key"}
+    now = time.time()
+    costs = get_json(f"{urls['recommender']}/api/analytics/costs?period=custom&from={end}&to={now}", **admin)
+    rollup_cost = costs["data"]["total_usd"]
+    rollup_requests = sum(row["requests"] for row in costs["data"]["breakdown"]["model"])
+    requests = "gen_ai_client_operation_duration_seconds_count"
+    cost = "nexus_cost_usd_total"
+    prom_requests = promql(urls["prometheus"], f"sum({requests}) - sum({requests} @ {end})")
+    prom_cost = promql(urls["prometheus"], f"sum({cost}) - sum({cost} @ {end})")
+    assert rollup_requests > 0
+    assert abs(rollup_requests - prom_requests) <= max(TOLERANCE_CALLS, TOLERANCE_SHARE * prom_requests), (
+        rollup_requests,
+        prom_requests,
+    )
+    assert abs(rollup_cost - prom_cost) <= TOLERANCE_SHARE * prom_cost, (rollup_cost, prom_cost)
+    recommendations = get_json(f"{urls['recommender']}/api/insights/recommendations?period=7d", **admin)
+    assert recommendations["success"]
+    assert isinstance(recommendations["data"]["recommendations"], list)
+
+
 def test_demo_fires_alerts_agrees_with_promql_and_loses_nothing_on_ctrl_c(tmp_path: Path) -> None:
     rules = rules_without_for(tmp_path / "rules")
     webhook = WebhookReceiver()
@@ -123,7 +153,7 @@ def test_demo_fires_alerts_agrees_with_promql_and_loses_nothing_on_ctrl_c(tmp_pa
     try:
         lines.until("live traffic is running", timeout_s=300)
         urls = dict(m.groups() for m in (re.match(r"^(\w+):\s+(http://\S+)$", x) for x in lines.all) if m)
-        assert {"collector", "alertmanager", "prometheus"} <= set(urls), lines.all
+        assert {"collector", "recommender", "alertmanager", "prometheus"} <= set(urls), lines.all
 
         def alerts_arrived() -> bool:
             firing = {(a["labels"]["alertname"], a["labels"].get("severity")) for a in webhook.alerts()
@@ -138,6 +168,7 @@ def test_demo_fires_alerts_agrees_with_promql_and_loses_nothing_on_ctrl_c(tmp_pa
         wait_until(alerts_arrived, timeout_s=240, what="budget and cost-spike alerts at the webhook")
         spike = [a for a in webhook.alerts() if a["labels"]["alertname"] == "NexusCostSpike"]
         assert spike[0]["annotations"]["runbook_url"].endswith("#nexuscostspike")
+        check_recommender_agrees_with_promql(urls, history_end(lines.all))
     finally:
         process.send_signal(signal.SIGINT)
         try:

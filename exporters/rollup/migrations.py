@@ -127,8 +127,70 @@ def _initial_schema(db: sqlite_utils.Database) -> None:
     db["user_day"].create_index(["team", "project", "day"])
 
 
+def _recommender_tables(db: sqlite_utils.Database) -> None:
+    """The recommender's tables: anomaly scores per hour and scope, and the Alertmanager inbox."""
+    db["anomaly_scores"].create(
+        {
+            "detector": str,  # ecod | iforest
+            "scope": str,  # all | team:<t> | model:<m> | provider:<p>
+            "window_start": int,  # Unix seconds, start of the scored hour
+            "window_end": int,
+            "score": float,  # the detector's outlier score (higher is stranger)
+            "threshold": float,  # the score above which the hour is an anomaly
+            "is_anomaly": int,
+            "features": str,  # JSON: the hour's feature values and their deviations
+            "detected_at": float,
+        },
+        pk=("detector", "scope", "window_start"),
+        not_null={"detector", "scope", "window_start", "window_end", "score", "threshold", "is_anomaly"},
+    )
+    db["anomaly_scores"].create_index(["window_start"])
+    db["anomaly_scores"].create_index(["is_anomaly", "window_start"])
+    db["anomaly_runs"].create(
+        {
+            "id": int,
+            "ran_at": float,
+            "range_start": float,
+            "range_end": float,
+            "detectors": str,  # JSON list
+            "scopes": int,
+            "windows": int,
+            "anomalies": int,
+            "seconds": float,
+        },
+        pk="id",
+        not_null={"ran_at", "range_start", "range_end"},
+    )
+    db["alert_notifications"].create(
+        {
+            "id": int,
+            "received_at": float,
+            "fingerprint": str,
+            "status": str,  # firing | resolved
+            "alertname": str,
+            "severity": str,
+            "starts_at": str,  # RFC 3339 as Alertmanager sent it
+            "ends_at": str,
+            "labels": str,  # JSON
+            "annotations": str,  # JSON
+            "receiver": str,
+            "group_key": str,
+            "generator_url": str,
+        },
+        pk="id",
+        not_null={"received_at", "fingerprint", "status", "starts_at"},
+    )
+    db["alert_notifications"].create_index(["fingerprint", "status", "starts_at"], unique=True)
+    db["alert_notifications"].create_index(["received_at"])
+    # errors by type and by provider read only the failed calls of a range
+    db.execute("CREATE INDEX idx_model_calls_errors_ts ON model_calls (ts) WHERE outcome = 'error'")
+
+
 #: Every migration, in version order.
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial_schema),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _initial_schema),
+    Migration(2, "recommender: anomaly scores, alert inbox, failed-call index", _recommender_tables),
+)
 
 
 def _ensure_table(db: sqlite_utils.Database) -> None:

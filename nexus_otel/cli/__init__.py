@@ -15,9 +15,13 @@ __all__ = ["main"]
 
 #: command name -> "module:attribute" of a click command.
 COMMANDS: dict[str, str] = {
+    "api-key": "nexus_otel.cli.recommender:api_key",
     "collector": "nexus_otel.cli.collector:collector",
     "demo": "nexus_otel.cli.demo:demo",
+    "export": "nexus_otel.cli.recommender:export",
     "prices": "nexus_otel.cli.prices:prices",
+    "recommender": "nexus_otel.cli.recommender:recommender",
+    "report": "nexus_otel.cli.recommender:report",
     "rollup": "nexus_otel.cli.rollup:rollup",
 }
 

@@ -197,10 +197,15 @@ def start_alertmanager(
     workdir: Path,
     config_file: Path,
     webhook_url: str | None,
+    webhook_bearer: str | None = None,
     host: str = "127.0.0.1",
     port: int | None = None,
 ) -> Service:
-    """Alertmanager (single node) with ``config_file``; webhook receivers pointed at ``webhook_url``."""
+    """Alertmanager (single node) with ``config_file``; webhook receivers pointed at ``webhook_url``.
+
+    ``webhook_bearer`` is sent as ``Authorization: Bearer`` (the recommender's
+    inbox wants an ``alerts`` or admin key).
+    """
     binary = alertmanager_binary()
     if binary is None:
         raise RuntimeError(f"Alertmanager not found; {INSTALL_HINT}")
@@ -211,6 +216,9 @@ def start_alertmanager(
         for receiver in config.get("receivers", []):
             for hook in receiver.get("webhook_configs", []):
                 hook["url"] = webhook_url
+                hook.pop("http_config", None)  # the file's credentials_file is for docker compose
+                if webhook_bearer:
+                    hook["http_config"] = {"authorization": {"type": "Bearer", "credentials": webhook_bearer}}
     path = workdir / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     url = f"http://{host}:{port}"

@@ -70,6 +70,7 @@ class DemoOptions:
     with_prometheus: bool = True
     workers: int = 32  # live calls in flight at most
     api_key: str = "demo-admin-key"
+    alerts_key: str = "demo-alerts-key"  # what Alertmanager presents to the recommender's inbox
 
 
 @dataclass
@@ -192,7 +193,10 @@ class Demo:
                     "recommender": {
                         "rollup_path": str(self.rollup),
                         "budgets_path": str(budgets),
-                        "api_keys": [{"name": "demo", "hash": hash_api_key(o.api_key), "scope": "admin"}],
+                        "api_keys": [
+                            {"name": "demo", "hash": hash_api_key(o.api_key), "scope": "admin"},
+                            {"name": "alertmanager", "hash": hash_api_key(o.alerts_key), "scope": "alerts"},
+                        ],
                     }
                 }
             )
@@ -233,6 +237,7 @@ class Demo:
             workdir=o.workdir / "alertmanager",
             config_file=am_config,
             webhook_url=webhook,
+            webhook_bearer=None if o.webhook_url else o.alerts_key,
             host=o.host,
             port=self._port(o.alertmanager_port),
         )

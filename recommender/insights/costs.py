@@ -1,0 +1,209 @@
+"""``/api/analytics/costs``: where the money goes, budgets month to date, forecasts, router savings."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from nexus_otel import clock
+
+from ..auth import Principal
+from ..params import Query, TimeRange
+from ..store.reader import Rollup
+from ..store.totals import grouped, series, total
+from .forecast import DAY, FIT_DAYS, DailyModel, fit_daily, forecast_total, horizon_bounds
+
+__all__ = [
+    "budget_status",
+    "cost_breakdown",
+    "cost_report",
+    "daily_model",
+    "forecasts",
+    "router_savings",
+    "top_users",
+]
+
+log = logging.getLogger(__name__)
+BREAKDOWN_DIMENSIONS = ("team", "project", "feature", "model", "provider")
+
+
+def cost_breakdown(rollup: Rollup, query: Query) -> dict[str, list[dict[str, object]]]:
+    out: dict[str, list[dict[str, object]]] = {}
+    overall = float(total(rollup, query)["cost_usd"])
+    for dim in BREAKDOWN_DIMENSIONS:
+        rows = grouped(rollup, query, (dim,))
+        rows.sort(key=lambda r: -float(r["cost_usd"]))
+        out[dim] = [
+            {
+                dim: r[dim] or "(none)",
+                "cost_usd": round(float(r["cost_usd"]), 6),
+                "share": round(float(r["cost_usd"]) / overall, 4) if overall else 0.0,
+                "requests": r["requests"],
+            }
+            for r in rows
+        ]
+    return out
+
+
+def top_users(rollup: Rollup, query: Query, limit: int = 20) -> list[dict[str, object]]:
+    """The costliest users in the range.
+
+    Without filters other than the user, whole UTC days come from ``user_day``
+    and only the partial days at the edges from raw calls; otherwise raw calls
+    (the aggregates carry no user).
+    """
+    from ..store.events import where
+    from ..store.users import day_of
+
+    start, end = query.range.start, query.range.end
+    first_day, last_day = math.ceil(start / DAY) * DAY, math.floor(end / DAY) * DAY
+    parts, params = [], []
+    if set(query.filter_map) <= {"user_id"} and first_day < last_day:
+        user = query.get("user_id")
+        parts.append(
+            "SELECT user_id, cost_usd, requests FROM user_day WHERE day >= ? AND day < ? AND requests > 0"
+            + (" AND user_id = ?" if user else "")
+        )
+        params += [day_of(first_day), day_of(last_day), *([user] if user else [])]
+        edges = [(start, first_day), (last_day, end)]
+    else:
+        edges = [(start, end)]
+    for a, b in edges:
+        if b <= a:
+            continue
+        sql, edge_params, _ = where("model_calls", query, start=a, end=b)
+        parts.append(
+            f"SELECT user_id, cost_usd, 1 AS requests FROM model_calls WHERE {sql} AND user_id IS NOT NULL"
+        )
+        params += edge_params
+    if not parts:
+        return []
+    return rollup.rows(
+        "SELECT user_id, TOTAL(cost_usd) AS cost_usd, SUM(requests) AS requests "
+        f"FROM ({' UNION ALL '.join(parts)}) "
+        "GROUP BY user_id ORDER BY cost_usd DESC, user_id LIMIT ?",
+        [*params, limit],
+    )
+
+
+def router_savings(rollup: Rollup, query: Query) -> dict[str, object]:
+    rows = grouped(rollup, query, ("routed", "model"))
+    routed = [r for r in rows if r["routed"]]
+    requests = sum(int(r["requests"]) for r in rows)
+    baseline = sum(float(r["baseline_cost_usd"]) for r in routed)
+    cost = sum(float(r["cost_usd"]) for r in routed)
+    return {
+        "routed_requests": sum(int(r["requests"]) for r in routed),
+        "routed_share": round(sum(int(r["requests"]) for r in routed) / requests, 4) if requests else 0.0,
+        "routed_cost_usd": round(cost, 6),
+        "baseline_cost_usd": round(baseline, 6),
+        "savings_usd": round(baseline - cost, 6),
+        "efficiency": round((baseline - cost) / baseline, 4) if baseline else 0.0,
+        "by_model": [
+            {
+                "model": r["model"],
+                "requests": r["requests"],
+                "cost_usd": round(float(r["cost_usd"]), 6),
+                "savings_usd": round(float(r["baseline_cost_usd"]) - float(r["cost_usd"]), 6),
+            }
+            for r in sorted(routed, key=lambda r: float(r["cost_usd"]) - float(r["baseline_cost_usd"]))
+        ],
+    }
+
+
+def daily_model(rollup: Rollup, query: Query, now: float) -> DailyModel | None:
+    """The forecast model on the complete UTC days before ``now`` (from the first day with calls)."""
+    today = math.floor(now / DAY) * DAY
+    window = query.with_range(TimeRange(today - FIT_DAYS * DAY, today, "fit"))
+    days = [(float(r["t"]), float(r["cost_usd"])) for r in series(rollup, window, step=86400)]
+    if not days:
+        return None
+    first = days[0][0]
+    filled = dict(days)
+    complete = [(t, filled.get(t, 0.0)) for t in _day_range(first, today)]
+    return fit_daily(complete)
+
+
+def _day_range(first: float, stop: float) -> list[float]:
+    return [first + i * DAY for i in range(round((stop - first) / DAY))]
+
+
+def forecasts(rollup: Rollup, query: Query, now: float, model: DailyModel | None = None) -> dict[str, Any]:
+    model = model if model is not None else daily_model(rollup, query, now)
+    out: dict[str, Any] = {"model": model.to_dict() if model else None}
+    for name, (start, end) in horizon_bounds(now).items():
+        spent = float(total(rollup, query.with_range(TimeRange(start, now, name)))["cost_usd"])
+        out[name] = {
+            "ends": TimeRange(start, end, name).to_dict()["to"],
+            **forecast_total(model, spent=spent, now=now, end=end),
+        }
+    return out
+
+
+def budget_status(
+    rollup: Rollup, budgets_path: str | None, who: Principal, now: float
+) -> list[dict[str, object]]:
+    """Month-to-date spend and forecast of every budget the caller may see (team keys: their team's)."""
+    if not budgets_path or who.kind == "user":
+        return []
+    from exporters.budgets import ALL, BudgetFileError, load_budgets
+
+    try:
+        budget_set = load_budgets(budgets_path)
+    except (OSError, BudgetFileError) as exc:
+        log.warning("budgets not read: %s", exc)
+        return []
+    spend = budget_set.month_to_date(rollup.path, now)
+    month = budget_set.month(now)
+    out = []
+    for series_, spent in spend.items():
+        if who.kind == "team" and series_.team != who.value:
+            continue
+        filters = tuple(sorted(series_.filters().items()))
+        model = daily_model(rollup, Query(TimeRange(0, now, "budget"), filters), now)
+        fc = forecast_total(model, spent=spent, now=now, end=month.end)
+        limit = series_.monthly_usd
+        out.append(
+            {
+                "scope": series_.scope,
+                "team": None if series_.team == ALL else series_.team,
+                "project": None if series_.project == ALL else series_.project,
+                "model": None if series_.model == ALL else series_.model,
+                "timezone": budget_set.timezone,
+                "monthly_usd": limit,
+                "spent_usd": round(spent, 6),
+                "used_ratio": round(spent / limit, 4) if limit else None,
+                "forecast_usd": fc.get("forecast_usd"),
+                "forecast_upper_usd": fc.get("upper_usd"),
+                "forecast_ratio": round(fc["forecast_usd"] / limit, 4)
+                if limit and fc.get("forecast_usd") is not None
+                else None,
+            }
+        )
+    out.sort(key=lambda b: -(b["forecast_ratio"] or b["used_ratio"] or 0))
+    return out
+
+
+def cost_report(rollup: Rollup, query: Query, who: Principal, *, budgets_path: str | None) -> dict[str, Any]:
+    now = min(clock.now(), query.range.end)
+    overall = total(rollup, query)
+    previous = total(rollup, query.with_range(query.range.previous()))
+    cost, before = float(overall["cost_usd"]), float(previous["cost_usd"])
+    return {
+        "total_usd": round(cost, 6),
+        "previous_period_usd": round(before, 6),
+        "change_ratio": round((cost - before) / before, 4) if before else None,
+        "unpriced_requests": overall["unpriced_requests"],
+        "breakdown": {**cost_breakdown(rollup, query), "user": top_users(rollup, query)},
+        "daily": [
+            {
+                "day": TimeRange(r["t"], r["t"], "").to_dict()["from"][:10],
+                "cost_usd": round(float(r["cost_usd"]), 6),
+            }
+            for r in series(rollup, query, step=86400)
+        ],
+        "budgets": budget_status(rollup, budgets_path, who, now),
+        "forecasts": forecasts(rollup, query.with_range(TimeRange(0, now, "all")), now),
+        "router": router_savings(rollup, query),
+    }

@@ -1,0 +1,278 @@
+"""Recommendations that weigh cost against quality: cheaper models and prompt caching.
+
+(Router thresholds, the third such kind, are in :mod:`.recommend_router`.)
+
+They read raw ``model_calls`` (token counts per call, routing confidence) and
+``feedback`` joined to the rated call. Every filter of the query is applied to
+the call (its team, project, model, provider, feature and user), because
+feedback rows often carry none of these themselves: the call is what the
+caller's key is scoped by. Feedback counts as evidence for the period in which
+the rated call was made.
+
+Each check stays silent unless it has enough evidence (feedback counts, call
+counts) and a clear difference, so ordinary traffic yields nothing:
+
+``cheaper_model``
+    per feature, over non-routed calls with <= :data:`SHORT_PROMPT_TOKENS` input
+    tokens: a model rated no more than :data:`QUALITY_TOLERANCE` below a
+    pricier one, with >= :data:`MIN_FEEDBACK` ratings each, that would bill the
+    pricier model's short calls at least 10% less (its price-table rates on the
+    same tokens, else its observed cost per token).
+``prompt_caching``
+    per feature+model: >= :data:`CACHE_MIN_CALLS` calls averaging >= 1024 input
+    tokens, a 5th-percentile prompt >= 1024 tokens and >= half the mean (a
+    shared prefix), < 10% of input read from cache, and a cache-read price below
+    the input price. Saving: the p5 prefix on every call at input minus
+    cache-read price (cache writes, paid once per cache lifetime, are ignored).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Any
+
+from nexus_otel.pricing import PriceFileError, PriceTable, get_default_table
+
+from ..params import Query
+from ..store.events import where
+from ..store.reader import Rollup
+
+__all__ = [
+    "CACHE_MAX_SHARE",
+    "CACHE_MIN_CALLS",
+    "CACHE_MIN_PREFIX",
+    "MIN_FEEDBACK",
+    "QUALITY_TOLERANCE",
+    "SHORT_PROMPT_TOKENS",
+    "calls_where",
+    "cheaper_model",
+    "feedback_on_calls",
+    "price_table",
+    "prompt_caching",
+]
+
+#: A prompt at most this long counts as short: small models cope with short prompts best.
+SHORT_PROMPT_TOKENS = 2000
+#: Ratings needed on each side of a quality comparison before it is trusted.
+MIN_FEEDBACK = 20
+#: A cheaper model (or a router band) may score this much lower and still count as "as good".
+QUALITY_TOLERANCE = 0.05
+#: Providers only cache prefixes of at least this many tokens (OpenAI and Anthropic: 1024).
+CACHE_MIN_PREFIX = 1024
+#: Calls of one feature+model needed before its prompt sizes say anything.
+CACHE_MIN_CALLS = 100
+#: Cache reads above this share of input tokens mean caching is already in use.
+CACHE_MAX_SHARE = 0.10
+#: The 5th-percentile prompt must be at least this share of the mean for a shared prefix.
+CACHE_STEADY_RATIO = 0.5
+
+Row = dict[str, Any]
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_table(files: tuple[str, ...]) -> PriceTable:
+    return PriceTable.load(*files)
+
+
+def price_table(settings: dict[str, Any]) -> PriceTable:
+    """The configured prices (``price_files`` over the built-in table), loaded once per file list."""
+    files = tuple(settings.get("price_files") or ())
+    if not files:
+        return get_default_table()
+    try:
+        return _load_table(files)
+    except (OSError, PriceFileError) as exc:
+        # a broken override file should not take recommendations down: estimate with the built-in prices
+        log.warning("price files %s not read (%s); using the built-in prices", files, exc)
+        return get_default_table()
+
+
+def _rates(table: PriceTable, provider: str, model: str, at: float) -> tuple[float, float, float] | None:
+    """(input, cache_read, output) USD per token, or None when the model has no price."""
+    price = table.lookup(provider=provider, model=model, at=datetime.fromtimestamp(at, timezone.utc))
+    if price is None:
+        return None
+    r = price.rates
+    return float(r.input) / 1e6, float(r.effective_cache_read) / 1e6, float(r.output) / 1e6
+
+
+def calls_where(query: Query) -> tuple[str, list[object]]:
+    sql, params, _ = where("model_calls", query, alias="c")
+    return sql, params
+
+
+def feedback_on_calls(rollup: Rollup, query: Query, cond: str, keys: str) -> list[Row]:
+    """Feedback count and mean score on the query's calls matching ``cond``, grouped by ``keys``."""
+    sql, params = calls_where(query)
+    return rollup.rows(
+        f"SELECT {keys}, COUNT(*) AS n, AVG(f.score) AS score FROM feedback f "
+        f"JOIN model_calls c ON c.request_id = f.request_id WHERE {sql} AND {cond} GROUP BY {keys}",
+        params,
+    )
+
+
+def cheaper_model(rollup: Rollup, query: Query, table: PriceTable, per_month: float) -> list[dict[str, Any]]:
+    """Per feature: a model rated as well as a pricier one on short prompts, priced on the pricier one's
+    tokens (the same calls, billed at the cheaper model's rates).
+
+    Routed calls are left out: the router picked them for being easy, so their
+    ratings flatter the cheap model (the router check looks at them instead).
+    """
+    cond = f"c.routed = 0 AND c.feature IS NOT NULL AND c.input_tokens <= {SHORT_PROMPT_TOKENS}"
+    scores = {
+        (r["feature"], r["model"], r["provider"]): r
+        for r in feedback_on_calls(rollup, query, cond, "c.feature, c.model, c.provider")
+    }
+    sql, params = calls_where(query)
+    usage = rollup.rows(
+        "SELECT c.feature, c.model, c.provider, COUNT(*) AS calls, TOTAL(c.input_tokens) AS input, "
+        "TOTAL(c.output_tokens) AS output, TOTAL(c.cache_read_tokens) AS cache_read, "
+        f"TOTAL(c.cost_usd) AS cost, TOTAL(c.priced) AS priced FROM model_calls c WHERE {sql} AND {cond} "
+        "GROUP BY c.feature, c.model, c.provider",
+        params,
+    )
+    by_feature: dict[str, list[Row]] = defaultdict(list)
+    for row in usage:
+        rated = scores.get((row["feature"], row["model"], row["provider"]))
+        if rated and rated["n"] >= MIN_FEEDBACK:
+            by_feature[row["feature"]].append({**row, "feedback": rated["n"], "score": rated["score"]})
+    out = []
+    at = query.range.end
+    for feature, models in sorted(by_feature.items()):
+        for pricey in models:
+            if pricey["calls"] != pricey["priced"] or pricey["cost"] <= 0:
+                continue
+            best = None
+            for cheap in models:
+                if cheap is pricey or cheap["score"] < pricey["score"] - QUALITY_TOLERANCE:
+                    continue
+                rates = _rates(table, cheap["provider"], cheap["model"], at)
+                if rates is not None:
+                    inp, cached, outp = rates
+                    on_cheap = (
+                        (pricey["input"] - pricey["cache_read"]) * inp
+                        + pricey["cache_read"] * cached
+                        + pricey["output"] * outp
+                    )
+                    how = "price table"
+                elif cheap["priced"] == cheap["calls"] and cheap["input"] + cheap["output"] > 0:
+                    per_token = cheap["cost"] / (cheap["input"] + cheap["output"])
+                    on_cheap = per_token * (pricey["input"] + pricey["output"])
+                    how = "observed cost per token"
+                else:
+                    continue
+                saved = pricey["cost"] - on_cheap
+                # under 10% is within what prompt-length differences between the models explain
+                if saved > 0.1 * pricey["cost"] and (best is None or saved > best[0]):
+                    best = (saved, cheap, on_cheap, how)
+            if best is None:
+                continue
+            saved, cheap, on_cheap, how = best
+            n = pricey["calls"]
+            out.append(
+                {
+                    "kind": "cheaper_model",
+                    "title": (
+                        f"Use {cheap['model']} instead of {pricey['model']} for short '{feature}' prompts "
+                        f"(<= {SHORT_PROMPT_TOKENS} input tokens): rated {cheap['score']:.2f} vs "
+                        f"{pricey['score']:.2f}"
+                    ),
+                    "target": f"feature:{feature}",
+                    "savings": saved * per_month,
+                    "impact": {
+                        "monthly_usd": saved * per_month,
+                        "requests_per_month": n * per_month,
+                        "quality_delta": cheap["score"] - pricey["score"],
+                    },
+                    "action": (
+                        f"Route '{feature}' calls with at most {SHORT_PROMPT_TOKENS} input tokens from "
+                        f"{pricey['provider']}/{pricey['model']} to {cheap['provider']}/{cheap['model']}, "
+                        "and keep watching their feedback"
+                    ),
+                    "evidence": {
+                        "short_prompt_max_input_tokens": SHORT_PROMPT_TOKENS,
+                        "expensive_model": pricey["model"],
+                        "cheaper_model": cheap["model"],
+                        "expensive_feedback": {"count": pricey["feedback"], "mean_score": pricey["score"]},
+                        "cheaper_feedback": {"count": cheap["feedback"], "mean_score": cheap["score"]},
+                        "expensive_short_calls": n,
+                        "expensive_cost_per_call_usd": pricey["cost"] / n,
+                        "cheaper_cost_per_call_usd": on_cheap / n,
+                        "cheaper_cost_estimated_from": how,
+                        "tolerance": QUALITY_TOLERANCE,
+                    },
+                }
+            )
+    return out
+
+
+def prompt_caching(rollup: Rollup, query: Query, table: PriceTable, per_month: float) -> list[dict[str, Any]]:
+    """Large prompts of steady size hardly ever read from the cache, on a model with cheaper cache reads.
+
+    A repeated prefix (system prompt, instructions, documents) cannot be longer
+    than the shortest prompts, so the 5th percentile of the prompt size is the
+    conservative estimate of the cacheable part of every call.
+    """
+    sql, params = calls_where(query)
+    groups = rollup.rows(
+        "SELECT c.feature, c.model, c.provider, COUNT(*) AS calls, AVG(c.input_tokens) AS mean_input, "
+        "TOTAL(c.input_tokens) AS input, TOTAL(c.cache_read_tokens) AS cache_read FROM model_calls c "
+        f"WHERE {sql} AND c.feature IS NOT NULL AND c.outcome = 'success' "
+        "GROUP BY c.feature, c.model, c.provider HAVING COUNT(*) >= ? AND AVG(c.input_tokens) >= ?",
+        [*params, CACHE_MIN_CALLS, CACHE_MIN_PREFIX],
+    )
+    out = []
+    for g in groups:
+        share = g["cache_read"] / g["input"] if g["input"] else 0.0
+        rates = _rates(table, g["provider"], g["model"], query.range.end)
+        if share >= CACHE_MAX_SHARE or rates is None or rates[1] >= rates[0]:
+            continue
+        calls = int(g["calls"])
+        p5 = rollup.execute(
+            f"SELECT c.input_tokens FROM model_calls c WHERE {sql} AND c.feature = ? AND c.model = ? "
+            "AND c.provider = ? AND c.outcome = 'success' ORDER BY c.input_tokens LIMIT 1 OFFSET ?",
+            [*params, g["feature"], g["model"], g["provider"], calls * 5 // 100],
+        ).fetchone()[0]
+        if p5 < CACHE_MIN_PREFIX or p5 < CACHE_STEADY_RATIO * g["mean_input"]:
+            continue
+        cacheable = max(0.0, p5 * calls - g["cache_read"])
+        saved = cacheable * (rates[0] - rates[1])
+        if saved <= 0:
+            continue
+        out.append(
+            {
+                "kind": "prompt_caching",
+                "title": (
+                    f"Cache the ~{int(p5)}-token prompt prefix of '{g['feature']}' on {g['model']} "
+                    f"({share:.0%} of input tokens read from cache now)"
+                ),
+                "target": f"feature:{g['feature']}",
+                "savings": saved * per_month,
+                "impact": {
+                    "monthly_usd": saved * per_month,
+                    "requests_per_month": calls * per_month,
+                    "cacheable_tokens_per_month": cacheable * per_month,
+                },
+                "action": (
+                    f"Put the fixed part of '{g['feature']}' prompts first and enable prompt caching on "
+                    f"{g['provider']}/{g['model']} (cache_control breakpoints on Anthropic; a stable prefix "
+                    "of >= 1024 tokens on OpenAI)"
+                ),
+                "evidence": {
+                    "model": g["model"],
+                    "provider": g["provider"],
+                    "calls": calls,
+                    "mean_input_tokens": g["mean_input"],
+                    "p5_input_tokens": p5,
+                    "estimated_prefix_tokens": p5,
+                    "cache_read_share": share,
+                    "input_usd_per_mtok": rates[0] * 1e6,
+                    "cache_read_usd_per_mtok": rates[1] * 1e6,
+                },
+            }
+        )
+    return out

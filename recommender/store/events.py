@@ -1,0 +1,83 @@
+"""The raw product tables (feedback, revenue, sessions, feature uses) under a query's filters.
+
+These tables carry team, project, feature and user; feedback also carries
+model and provider. A filter a table cannot honour is reported back by
+:func:`where` so responses can say which filters a figure ignored; scoping
+filters (team, user) exist in every table, so a scoped key never sees more.
+"""
+
+from __future__ import annotations
+
+from ..params import Query
+from .reader import Rollup
+
+__all__ = ["COLUMNS", "errors_by_type", "feedback_by", "where"]
+
+COLUMNS: dict[str, frozenset[str]] = {
+    "model_calls": frozenset({"team", "project", "model", "provider", "feature", "user_id"}),
+    "feedback": frozenset({"team", "project", "model", "provider", "feature", "user_id"}),
+    "revenue": frozenset({"team", "project", "feature", "user_id"}),
+    "sessions": frozenset({"team", "project", "feature", "user_id"}),
+    "feature_uses": frozenset({"team", "project", "feature", "user_id"}),
+}
+
+
+def where(
+    table: str,
+    query: Query,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    alias: str = "",
+    rated_call: bool = False,
+) -> tuple[str, list[object], list[str]]:
+    """``(sql, params, ignored_filters)`` selecting ``table``'s rows in the range under the filters.
+
+    ``rated_call`` (feedback): where a feedback row names no model, provider or
+    feature, the rated call's value counts.
+    """
+    prefix = f"{alias}." if alias else ""
+    start = query.range.start if start is None else start
+    end = query.range.end if end is None else end
+    clauses, params, ignored = [f"{prefix}ts >= ?", f"{prefix}ts < ?"], [start, end], []
+    for name, value in query.filters:
+        if name in COLUMNS[table]:
+            if rated_call and name in ("model", "provider", "feature"):
+                clauses.append(f"{_rated(prefix, name)} = ?")
+            else:
+                clauses.append(f"{prefix}{name} = ?")
+            params.append(value)
+        else:
+            ignored.append(name)
+    return " AND ".join(clauses), params, ignored
+
+
+def _rated(prefix: str, name: str) -> str:
+    # COALESCE is lazy in SQLite: the rated call is looked up only for rows that lack the value
+    call = f"SELECT c.{name} FROM model_calls c WHERE c.request_id = {prefix}request_id"
+    return f"COALESCE({prefix}{name}, ({call}))"
+
+
+def errors_by_type(rollup: Rollup, query: Query) -> list[dict[str, object]]:
+    sql, params, _ = where("model_calls", query)
+    return rollup.rows(
+        f"SELECT provider, COALESCE(error_type, 'unknown') AS error_type, COUNT(*) AS errors "
+        f"FROM model_calls WHERE {sql} AND outcome = 'error' "
+        "GROUP BY provider, error_type ORDER BY errors DESC",
+        params,
+    )
+
+
+def feedback_by(rollup: Rollup, query: Query, by: str) -> dict[str, dict[str, float]]:
+    """``by`` (model | feature | provider) -> {count, mean score}.
+
+    Feedback that names no model (or feature, provider) takes the rated call's.
+    """
+    if by not in ("model", "feature", "provider"):
+        raise ValueError("feedback can be grouped by model, feature or provider")
+    sql, params, _ = where("feedback", query, alias="f", rated_call=True)
+    rows = rollup.execute(
+        f"SELECT {_rated('f.', by)} AS key, COUNT(*), AVG(f.score) FROM feedback f WHERE {sql} GROUP BY key",
+        params,
+    )
+    return {r[0]: {"count": int(r[1]), "mean_score": float(r[2])} for r in rows if r[0] is not None}

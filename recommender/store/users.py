@@ -1,0 +1,205 @@
+"""Who is active: DAU/WAU/MAU, new vs returning, churn, weekly retention cohorts, feature adoption.
+
+A user is active at a time when they made a model call or used a product
+feature then. Without filters (or filtering only by user) this reads the
+rollup's ``user_day`` table, which is kept forever; any other filter needs the
+raw events (calls and feature uses carry team, project, feature; only calls
+carry model and provider), so those answers reach back as far as retention.
+Windows: DAU, WAU and MAU are the trailing 1, 7 and 30 days ending at the
+range's end. Retention weeks start on Monday 00:00 UTC.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+
+from ..params import Query
+from .reader import Rollup
+
+__all__ = ["WEEK", "ActivitySource", "user_metrics", "week_start"]
+
+DAY = 86400
+WEEK = 7 * DAY
+_CALL_ONLY = {"model", "provider"}
+
+
+def day_of(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d")
+
+
+def week_start(t: float) -> float:
+    """Monday 00:00 UTC of the week holding ``t``."""
+    d = datetime.fromtimestamp(t, timezone.utc)
+    monday = (d - timedelta(days=d.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    return monday.timestamp()
+
+
+class ActivitySource:
+    """Builds the SQL for "(user_id, ts) of activity in [a, b)" under a query's filters."""
+
+    def __init__(self, rollup: Rollup, query: Query) -> None:
+        self.rollup = rollup
+        self.filters = query.filter_map
+        self.use_user_day = set(self.filters) <= {"user_id"}
+
+    def _raw(self, a: float, b: float, columns: str) -> tuple[str, list[object]]:
+        parts, params = [], []
+        tables = ["model_calls"] if set(self.filters) & _CALL_ONLY else ["model_calls", "feature_uses"]
+        for table in tables:
+            clauses = ["ts >= ?", "ts < ?", "user_id IS NOT NULL"]
+            params.extend((a, b))
+            for name, value in sorted(self.filters.items()):
+                clauses.append(f"{name} = ?")
+                params.append(value)
+            parts.append(f"SELECT {columns} FROM {table} WHERE {' AND '.join(clauses)}")
+        return " UNION ALL ".join(parts), params
+
+    def count(self, a: float, b: float) -> int:
+        """Distinct users active in ``[a, b)``."""
+        if b <= a:
+            return 0
+        if self.use_user_day:
+            sql = (
+                "SELECT COUNT(DISTINCT user_id) FROM user_day WHERE day >= ? AND day <= ? "
+                "AND last_seen >= ? AND first_seen < ?"
+            )
+            params: list[object] = [day_of(a), day_of(b - 1e-6), a, b]
+            if "user_id" in self.filters:
+                sql += " AND user_id = ?"
+                params.append(self.filters["user_id"])
+            return int(self.rollup.execute(sql, params).fetchone()[0])
+        inner, params = self._raw(a, b, "user_id")
+        return int(
+            self.rollup.execute(f"SELECT COUNT(DISTINCT user_id) FROM ({inner})", params).fetchone()[0]
+        )
+
+    def user_days(self, a: float, b: float) -> list[tuple[str, str]]:
+        """Distinct (UTC day, user) pairs with activity in ``[a, b)``."""
+        if self.use_user_day:
+            sql = (
+                "SELECT DISTINCT day, user_id FROM user_day WHERE day >= ? AND day <= ? "
+                "AND last_seen >= ? AND first_seen < ?"
+            )
+            params: list[object] = [day_of(a), day_of(b - 1e-6), a, b]
+            if "user_id" in self.filters:
+                sql += " AND user_id = ?"
+                params.append(self.filters["user_id"])
+        else:
+            inner, params = self._raw(a, b, "date(ts, 'unixepoch') AS day, user_id")
+            sql = f"SELECT DISTINCT day, user_id FROM ({inner})"
+        return [(r[0], r[1]) for r in self.rollup.execute(sql, params)]
+
+    def first_seen(self, users: set[str]) -> dict[str, float]:
+        """Each user's first activity ever (under the filters)."""
+        if not users:
+            return {}
+        out: dict[str, float] = {}
+        ordered = sorted(users)
+        if self.use_user_day:
+            # one indexed lookup per user (user_id, day), in batches that fit SQLite's parameter limit
+            for i in range(0, len(ordered), 500):
+                batch = ordered[i : i + 500]
+                marks = ", ".join("?" * len(batch))
+                sql = f"SELECT user_id, MIN(first_seen) FROM user_day WHERE user_id IN ({marks}) GROUP BY 1"
+                out.update({r[0]: float(r[1]) for r in self.rollup.execute(sql, batch)})
+            return out
+        clauses = "".join(f" AND {name} = ?" for name in sorted(self.filters) if name != "user_id")
+        values = [v for name, v in sorted(self.filters.items()) if name != "user_id"]
+        tables = ["model_calls"] if set(self.filters) & _CALL_ONLY else ["model_calls", "feature_uses"]
+        for i in range(0, len(ordered), 400):
+            batch = ordered[i : i + 400]
+            marks = ", ".join("?" * len(batch))
+            for table in tables:
+                sql = f"SELECT user_id, MIN(ts) FROM {table} WHERE user_id IN ({marks}){clauses} GROUP BY 1"
+                for user, first in self.rollup.execute(sql, [*batch, *values]):
+                    out[user] = min(out.get(user, float(first)), float(first))
+        return out
+
+    def feature_users(self, a: float, b: float) -> dict[str, int]:
+        """Feature -> distinct users who touched it (by a call or a feature use) in ``[a, b)``."""
+        if self.use_user_day:
+            sql = (
+                "SELECT f.feature, COUNT(DISTINCT f.user_id) FROM user_day_features f "
+                "JOIN user_day d ON d.day = f.day AND d.user_id = f.user_id "
+                "WHERE f.day >= ? AND f.day <= ? AND d.last_seen >= ? AND d.first_seen < ?"
+            )
+            params: list[object] = [day_of(a), day_of(b - 1e-6), a, b]
+            if "user_id" in self.filters:
+                sql += " AND f.user_id = ?"
+                params.append(self.filters["user_id"])
+            sql += " GROUP BY f.feature"
+        else:
+            inner, params = self._raw(a, b, "feature, user_id")
+            sql = (
+                f"SELECT feature, COUNT(DISTINCT user_id) FROM ({inner}) "
+                "WHERE feature IS NOT NULL GROUP BY feature"
+            )
+        return {r[0]: int(r[1]) for r in self.rollup.execute(sql, params)}
+
+
+def _retention(
+    pairs: list[tuple[str, str]], first: dict[str, float], start: float, end: float, max_weeks: int
+) -> list[dict[str, object]]:
+    weeks_active: dict[str, set[float]] = defaultdict(set)
+    for day, user in pairs:
+        t = datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp()
+        weeks_active[user].add(week_start(t))
+    cohorts: dict[float, list[str]] = defaultdict(list)
+    for user, t in first.items():
+        if start <= t < end:
+            cohorts[week_start(t)].append(user)
+    out = []
+    for cohort_week in sorted(cohorts):
+        users = cohorts[cohort_week]
+        retained = []
+        k = 0
+        while k <= max_weeks and cohort_week + k * WEEK < end:
+            week = cohort_week + k * WEEK
+            active = sum(1 for u in users if week in weeks_active[u])
+            retained.append({"week": k, "active": active, "ratio": active / len(users)})
+            k += 1
+        out.append(
+            {
+                "cohort_week": datetime.fromtimestamp(cohort_week, timezone.utc).date().isoformat(),
+                "users": len(users),
+                "retention": retained,
+            }
+        )
+    return out
+
+
+def user_metrics(rollup: Rollup, query: Query, *, max_weeks: int = 12) -> dict[str, object]:
+    """The user section of ``/api/analytics``."""
+    src = ActivitySource(rollup, query)
+    start, end = query.range.start, query.range.end
+    dau, wau, mau = (src.count(end - days * DAY, end) for days in (1, 7, 30))
+    # retention looks at activity from the first cohort week on, even if the range starts mid-week
+    pairs = src.user_days(min(start, week_start(start)), end)
+    in_range = src.user_days(start, end)
+    active = {user for _, user in in_range}
+    per_day: dict[str, int] = defaultdict(int)
+    for day, _ in in_range:
+        per_day[day] += 1
+    days = max(query.range.days, 1e-9)
+    avg_dau = len(in_range) / max(days, 1.0)
+    first = src.first_seen(active)
+    new = {u for u, t in first.items() if t >= start}
+    previous = query.range.previous()
+    previously_active = {user for _, user in src.user_days(previous.start, previous.end)}
+    churned = previously_active - active
+    return {
+        "dau": dau,
+        "wau": wau,
+        "mau": mau,
+        "active_users": len(active),
+        "avg_daily_active_users": round(avg_dau, 3),
+        "stickiness_dau_mau": round(dau / mau, 4) if mau else 0.0,
+        "new_users": len(new),
+        "returning_users": len(active - new),
+        "previous_active_users": len(previously_active),
+        "churned_users": len(churned),
+        "churn_rate": round(len(churned) / len(previously_active), 4) if previously_active else 0.0,
+        "daily_active_users": [{"day": day, "users": n} for day, n in sorted(per_day.items())],
+        "retention_cohorts": _retention(pairs, first, start, end, max_weeks),
+    }

@@ -1,0 +1,1 @@
+"""One blueprint per feature; :mod:`.common` holds the request helpers they share."""

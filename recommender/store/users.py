@@ -55,19 +55,23 @@ class ActivitySource:
             parts.append(f"SELECT {columns} FROM {table} WHERE {' AND '.join(clauses)}")
         return " UNION ALL ".join(parts), params
 
+    def _user_day_where(self, a: float, b: float, alias: str = "") -> tuple[str, list[object]]:
+        """``user_day`` rows with an event in ``[a, b)`` (a day's first and last event bracket them)."""
+        p = f"{alias}." if alias else ""
+        sql = f"{p}day >= ? AND {p}day <= ? AND {p}last_seen >= ? AND {p}first_seen < ?"
+        params: list[object] = [day_of(a), day_of(b - 1e-6), a, b]
+        if "user_id" in self.filters:
+            sql += f" AND {p}user_id = ?"
+            params.append(self.filters["user_id"])
+        return sql, params
+
     def count(self, a: float, b: float) -> int:
         """Distinct users active in ``[a, b)``."""
         if b <= a:
             return 0
         if self.use_user_day:
-            sql = (
-                "SELECT COUNT(DISTINCT user_id) FROM user_day WHERE day >= ? AND day <= ? "
-                "AND last_seen >= ? AND first_seen < ?"
-            )
-            params: list[object] = [day_of(a), day_of(b - 1e-6), a, b]
-            if "user_id" in self.filters:
-                sql += " AND user_id = ?"
-                params.append(self.filters["user_id"])
+            where, params = self._user_day_where(a, b)
+            sql = f"SELECT COUNT(DISTINCT user_id) FROM user_day WHERE {where}"
             return int(self.rollup.execute(sql, params).fetchone()[0])
         inner, params = self._raw(a, b, "user_id")
         return int(
@@ -77,14 +81,8 @@ class ActivitySource:
     def user_days(self, a: float, b: float) -> list[tuple[str, str]]:
         """Distinct (UTC day, user) pairs with activity in ``[a, b)``."""
         if self.use_user_day:
-            sql = (
-                "SELECT DISTINCT day, user_id FROM user_day WHERE day >= ? AND day <= ? "
-                "AND last_seen >= ? AND first_seen < ?"
-            )
-            params: list[object] = [day_of(a), day_of(b - 1e-6), a, b]
-            if "user_id" in self.filters:
-                sql += " AND user_id = ?"
-                params.append(self.filters["user_id"])
+            where, params = self._user_day_where(a, b)
+            sql = f"SELECT DISTINCT day, user_id FROM user_day WHERE {where}"
         else:
             inner, params = self._raw(a, b, "date(ts, 'unixepoch') AS day, user_id")
             sql = f"SELECT DISTINCT day, user_id FROM ({inner})"
@@ -119,16 +117,11 @@ class ActivitySource:
     def feature_users(self, a: float, b: float) -> dict[str, int]:
         """Feature -> distinct users who touched it (by a call or a feature use) in ``[a, b)``."""
         if self.use_user_day:
+            where, params = self._user_day_where(a, b, alias="d")
             sql = (
                 "SELECT f.feature, COUNT(DISTINCT f.user_id) FROM user_day_features f "
-                "JOIN user_day d ON d.day = f.day AND d.user_id = f.user_id "
-                "WHERE f.day >= ? AND f.day <= ? AND d.last_seen >= ? AND d.first_seen < ?"
+                f"JOIN user_day d ON d.day = f.day AND d.user_id = f.user_id WHERE {where} GROUP BY f.feature"
             )
-            params: list[object] = [day_of(a), day_of(b - 1e-6), a, b]
-            if "user_id" in self.filters:
-                sql += " AND f.user_id = ?"
-                params.append(self.filters["user_id"])
-            sql += " GROUP BY f.feature"
         else:
             inner, params = self._raw(a, b, "feature, user_id")
             sql = (

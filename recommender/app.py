@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from werkzeug.exceptions import HTTPException
 
 from .auth import KeyRing
+from .cache import ResultCache
 from .config import load_settings
 from .errors import ApiError
 from .metrics import InsightsCollector
@@ -41,6 +42,7 @@ def create_app(
     rollup.ensure_schema()
     app.extensions["nexus_rollup"] = rollup
     app.extensions["nexus_keys"] = KeyRing(merged["api_keys"])
+    app.extensions["nexus_cache"] = ResultCache(merged["response_cache_s"])
     registry = CollectorRegistry(auto_describe=False)
     registry.register(InsightsCollector(rollup, merged))
     app.extensions["nexus_metrics_registry"] = registry

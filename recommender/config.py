@@ -9,6 +9,7 @@ for other components)::
       price_files: [/etc/nexus/prices.yaml]      # optional: for caching savings estimates
       anomaly_interval_s: 900                    # how often detectors re-run
       metrics_cache_s: 60                        # how long /metrics reuses its answer
+      response_cache_s: 60                       # how long an insight answer is reused (0: never)
       api_keys:
         - {name: grafana, hash: "sha256:…", scope: admin}
 
@@ -37,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "price_files": [],
     "anomaly_interval_s": 900.0,
     "metrics_cache_s": 60.0,
+    "response_cache_s": 60.0,
     "recommendations_top_n": 10,
     "api_keys": [],
 }
@@ -115,6 +117,7 @@ def load_settings(
     settings["price_files"] = [os.fspath(f) for f in files]
     _number(settings, "anomaly_interval_s", minimum=0)
     _number(settings, "metrics_cache_s", minimum=0)
+    _number(settings, "response_cache_s", minimum=0)
     _number(settings, "recommendations_top_n", integer=True, minimum=1)
     keys = settings["api_keys"]
     if not isinstance(keys, (list, tuple)):

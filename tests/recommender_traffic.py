@@ -124,7 +124,14 @@ def app_settings(rollup: Path, **extra: object) -> dict[str, object]:
     from recommender.auth import hash_api_key
 
     keys = [{"name": name, "hash": hash_api_key(key), "scope": scope} for name, (key, scope) in KEYS.items()]
-    return {"rollup_path": str(rollup), "api_keys": keys, "anomaly_interval_s": 0, **extra}
+    # answers are not cached unless a test asks: most tests read right after recording
+    return {
+        "rollup_path": str(rollup),
+        "api_keys": keys,
+        "anomaly_interval_s": 0,
+        "response_cache_s": 0,
+        **extra,
+    }
 
 
 #: name -> (key, scope) configured by :func:`app_settings`

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import time
 from datetime import datetime, timezone
 
 import pytest
+from prom_servers import wait_until
 from recommender_traffic import RecordedTraffic, app_settings, auth
 
 from nexus_otel.clock import SimulatedClock
@@ -225,3 +227,36 @@ def test_budget_status_month_to_date(tmp_path):
     assert [b["team"] for b in team["budgets"]] == ["search"]
     assert admin["total_usd"] == pytest.approx(15.0)
     assert team["total_usd"] == pytest.approx(10.0)
+
+
+def test_answers_are_cached_per_scope_and_refreshed_when_stale(tmp_path):
+    rollup = tmp_path / "rollup.db"
+    with RecordedTraffic(rollup, start=T0) as traffic:
+        traffic.call(T0 + 3600, team="search", user_id="alice")
+    budgets = tmp_path / "budgets.yaml"
+    budgets.write_text(
+        "budgets:\n  - team: search\n    monthly_usd: 20\n  - team: support\n    monthly_usd: 5\n"
+    )
+    client = create_app(app_settings(rollup, response_cache_s=1.0, budgets_path=str(budgets))).test_client()
+    path = "/api/analytics/costs?period=mtd&team=search"
+
+    def ask(key: str = "admin") -> dict:
+        with SimulatedClock(start=T0 + DAY):
+            return client.get(path, headers=auth(key)).get_json()
+
+    first, team = ask(), ask("team-search")
+    # the same filters through a team key are a separate entry: it never sees other teams' budgets
+    assert {b["team"] for b in first["data"]["budgets"]} == {"search", "support"}
+    assert {b["team"] for b in team["data"]["budgets"]} == {"search"}
+    with RecordedTraffic(rollup, start=T0) as traffic:  # a second call lands after the first answer
+        traffic.call(T0 + 7200, team="search", user_id="alice")
+    cached = ask()
+    assert cached["data"] == first["data"]
+    assert cached["cache"]["computed_at"] == first["cache"]["computed_at"]
+    time.sleep(1.1)
+    stale = ask()  # past its time: served as it was while a thread recomputes it
+    assert stale["data"]["total_usd"] == pytest.approx(CALL_COST)
+    assert stale["cache"]["age_s"] >= 1.0
+    wait_until(
+        lambda: ask()["data"]["total_usd"] == pytest.approx(2 * CALL_COST), timeout_s=10, what="the refresh"
+    )

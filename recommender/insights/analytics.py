@@ -14,9 +14,9 @@ from typing import Any
 from ..params import Query, TimeRange
 from ..store import events
 from ..store.reader import Rollup
-from ..store.totals import derived, grouped, series, total
+from ..store.totals import derived, grouped, regroup, series, total
 from ..store.users import ActivitySource, user_metrics
-from .costs import cost_breakdown, router_savings
+from .costs import cost_breakdown, cost_cube, router_savings
 
 __all__ = ["analytics_report", "business_metrics", "usage_metrics"]
 
@@ -29,8 +29,10 @@ def _change(now: float, before: float) -> float | None:
     return round((now - before) / before, 4) if before else None
 
 
-def usage_metrics(rollup: Rollup, query: Query, active_users: int) -> dict[str, Any]:
-    hourly = series(rollup, query, step=3600)
+def usage_metrics(
+    rollup: Rollup, query: Query, active_users: int, cube: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    hourly = series(rollup, query, step=3600, sums=("requests",))
     by_hour: dict[int, int] = defaultdict(int)
     for row in hourly:
         by_hour[datetime.fromtimestamp(row["t"], timezone.utc).hour] += int(row["requests"])
@@ -48,7 +50,8 @@ def usage_metrics(rollup: Rollup, query: Query, active_users: int) -> dict[str, 
     sessions = rollup.execute(
         f"SELECT COUNT(DISTINCT session_id) FROM sessions WHERE {ssql} AND state = 'started'", sparams
     ).fetchone()[0]
-    by_feature = {r["feature"] or "(none)": int(r["requests"]) for r in grouped(rollup, query, ("feature",))}
+    cube = cost_cube(rollup, query) if cube is None else cube
+    by_feature = {r["feature"] or "(none)": int(r["requests"]) for r in regroup(cube, ("feature",))}
     features = sorted(set(feature_users) | set(uses) | {f for f in by_feature if f != "(none)"})
     return {
         "requests": requests,
@@ -101,10 +104,12 @@ def business_metrics(rollup: Rollup, query: Query, users: dict[str, Any], cost_u
     return out
 
 
-def _model_rows(rollup: Rollup, query: Query, requests: int) -> list[dict[str, Any]]:
+def _model_rows(
+    rollup: Rollup, query: Query, requests: int, by_model: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     quality = events.feedback_by(rollup, query, "model")
     out = []
-    for row in sorted(grouped(rollup, query, ("model", "provider")), key=lambda r: -int(r["requests"])):
+    for row in sorted(by_model, key=lambda r: -int(r["requests"])):
         figures = derived(row)
         fb = quality.get(row["model"])
         out.append(
@@ -179,11 +184,15 @@ def _insights(metrics: dict[str, Any], previous: dict[str, Any]) -> list[dict[st
 
 
 def analytics_report(rollup: Rollup, query: Query) -> dict[str, Any]:
-    overall = derived(total(rollup, query))
+    # one scan with every sum per model (quantiles need the histogram), one with cost sums per
+    # breakdown dimension; everything else regroups those in Python
+    by_model = grouped(rollup, query, ("model", "provider"))
+    cube = cost_cube(rollup, query)
+    overall = derived((regroup(by_model, ()) or [{}])[0])
     before = derived(total(rollup, query.with_range(query.range.previous())))
     users = user_metrics(rollup, query)
-    breakdown = cost_breakdown(rollup, query)
-    router = router_savings(rollup, query)
+    breakdown = cost_breakdown(rollup, query, cube)
+    router = router_savings(rollup, query, cube)
     perf = {
         k: overall[k]
         for k in (
@@ -202,11 +211,11 @@ def analytics_report(rollup: Rollup, query: Query) -> dict[str, Any]:
             "provider": r["provider"],
             **{k: v for k, v in derived(r).items() if k in ("requests", "error_rate", "latency_p95_s")},
         }
-        for r in grouped(rollup, query, ("provider",))
+        for r in regroup(by_model, ("provider",))
     ]
     metrics: dict[str, Any] = {
         "users": users,
-        "usage": usage_metrics(rollup, query, users["active_users"]),
+        "usage": usage_metrics(rollup, query, users["active_users"], cube),
         "costs": {
             "total_usd": overall["cost_usd"],
             "unpriced_requests": overall["unpriced_requests"],
@@ -224,7 +233,7 @@ def analytics_report(rollup: Rollup, query: Query) -> dict[str, Any]:
                 "tokens_per_request",
             )
         },
-        "models": _model_rows(rollup, query, overall["requests"]),
+        "models": _model_rows(rollup, query, overall["requests"], by_model),
         "performance": perf,
         "business": business_metrics(rollup, query, users, overall["cost_usd"]),
     }

@@ -11,12 +11,13 @@ from nexus_otel import clock
 from ..auth import Principal
 from ..params import Query, TimeRange
 from ..store.reader import Rollup
-from ..store.totals import grouped, series, total
+from ..store.totals import COST_SUMS, grouped, regroup, series, total
 from .forecast import DAY, FIT_DAYS, DailyModel, fit_daily, forecast_total, horizon_bounds
 
 __all__ = [
     "budget_status",
     "cost_breakdown",
+    "cost_cube",
     "cost_report",
     "daily_model",
     "forecasts",
@@ -28,12 +29,20 @@ log = logging.getLogger(__name__)
 BREAKDOWN_DIMENSIONS = ("team", "project", "feature", "model", "provider")
 
 
-def cost_breakdown(rollup: Rollup, query: Query) -> dict[str, list[dict[str, object]]]:
+def cost_cube(rollup: Rollup, query: Query) -> list[dict[str, object]]:
+    """Cost sums by every breakdown dimension and routing, in one scan; the breakdowns regroup it."""
+    return grouped(rollup, query, (*BREAKDOWN_DIMENSIONS, "routed"), sums=COST_SUMS)
+
+
+def cost_breakdown(
+    rollup: Rollup, query: Query, cube: list[dict[str, object]] | None = None
+) -> dict[str, list[dict[str, object]]]:
+    cube = cost_cube(rollup, query) if cube is None else cube
     out: dict[str, list[dict[str, object]]] = {}
-    overall = float(total(rollup, query)["cost_usd"])
+    overall = sum(float(r["cost_usd"]) for r in cube)
     for dim in BREAKDOWN_DIMENSIONS:
-        rows = grouped(rollup, query, (dim,))
-        rows.sort(key=lambda r: -float(r["cost_usd"]))
+        rows = regroup(cube, (dim,))
+        rows.sort(key=lambda r: (-float(r["cost_usd"]), str(r[dim])))
         out[dim] = [
             {
                 dim: r[dim] or "(none)",
@@ -87,8 +96,10 @@ def top_users(rollup: Rollup, query: Query, limit: int = 20) -> list[dict[str, o
     )
 
 
-def router_savings(rollup: Rollup, query: Query) -> dict[str, object]:
-    rows = grouped(rollup, query, ("routed", "model"))
+def router_savings(
+    rollup: Rollup, query: Query, cube: list[dict[str, object]] | None = None
+) -> dict[str, object]:
+    rows = regroup(cost_cube(rollup, query) if cube is None else cube, ("routed", "model"))
     routed = [r for r in rows if r["routed"]]
     requests = sum(int(r["requests"]) for r in rows)
     baseline = sum(float(r["baseline_cost_usd"]) for r in routed)
@@ -116,7 +127,9 @@ def daily_model(rollup: Rollup, query: Query, now: float) -> DailyModel | None:
     """The forecast model on the complete UTC days before ``now`` (from the first day with calls)."""
     today = math.floor(now / DAY) * DAY
     window = query.with_range(TimeRange(today - FIT_DAYS * DAY, today, "fit"))
-    days = [(float(r["t"]), float(r["cost_usd"])) for r in series(rollup, window, step=86400)]
+    days = [
+        (float(r["t"]), float(r["cost_usd"])) for r in series(rollup, window, step=86400, sums=("cost_usd",))
+    ]
     if not days:
         return None
     first = days[0][0]
@@ -133,7 +146,9 @@ def forecasts(rollup: Rollup, query: Query, now: float, model: DailyModel | None
     model = model if model is not None else daily_model(rollup, query, now)
     out: dict[str, Any] = {"model": model.to_dict() if model else None}
     for name, (start, end) in horizon_bounds(now).items():
-        spent = float(total(rollup, query.with_range(TimeRange(start, now, name)))["cost_usd"])
+        spent = float(
+            total(rollup, query.with_range(TimeRange(start, now, name)), sums=("cost_usd",))["cost_usd"]
+        )
         out[name] = {
             "ends": TimeRange(start, end, name).to_dict()["to"],
             **forecast_total(model, spent=spent, now=now, end=end),
@@ -187,23 +202,25 @@ def budget_status(
 
 def cost_report(rollup: Rollup, query: Query, who: Principal, *, budgets_path: str | None) -> dict[str, Any]:
     now = min(clock.now(), query.range.end)
-    overall = total(rollup, query)
-    previous = total(rollup, query.with_range(query.range.previous()))
+    cube = cost_cube(rollup, query)
+    overall = regroup(cube, ()) or [dict.fromkeys(COST_SUMS, 0)]
+    overall = overall[0]
+    previous = total(rollup, query.with_range(query.range.previous()), sums=("cost_usd",))
     cost, before = float(overall["cost_usd"]), float(previous["cost_usd"])
     return {
         "total_usd": round(cost, 6),
         "previous_period_usd": round(before, 6),
         "change_ratio": round((cost - before) / before, 4) if before else None,
         "unpriced_requests": overall["unpriced_requests"],
-        "breakdown": {**cost_breakdown(rollup, query), "user": top_users(rollup, query)},
+        "breakdown": {**cost_breakdown(rollup, query, cube), "user": top_users(rollup, query)},
         "daily": [
             {
                 "day": TimeRange(r["t"], r["t"], "").to_dict()["from"][:10],
                 "cost_usd": round(float(r["cost_usd"]), 6),
             }
-            for r in series(rollup, query, step=86400)
+            for r in series(rollup, query, step=86400, sums=("cost_usd",))
         ],
         "budgets": budget_status(rollup, budgets_path, who, now),
         "forecasts": forecasts(rollup, query.with_range(TimeRange(0, now, "all")), now),
-        "router": router_savings(rollup, query),
+        "router": router_savings(rollup, query, cube),
     }

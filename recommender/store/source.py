@@ -12,12 +12,12 @@ came from. Filtering by user needs the raw calls: the aggregates carry no user.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from exporters.rollup.schema import AGG_DIMENSIONS, LATENCY_BOUNDS_S, LATENCY_COLUMNS, agg_sum_columns
 
-__all__ = ["RAW", "SUM_COLUMNS", "Segment", "Source", "segments", "source"]
+__all__ = ["ALL_COLUMNS", "RAW", "SUM_COLUMNS", "Segment", "Source", "segments", "source"]
 
 RAW = "model_calls"
 SUM_COLUMNS: tuple[str, ...] = agg_sum_columns()
@@ -69,42 +69,49 @@ def _append(out: list[Segment], table: str, start: float, end: float) -> None:
         out.append(Segment(table, start, end))
 
 
-def _raw_columns() -> list[str]:
-    """Aggregate-shaped columns computed from one raw call row each."""
-    return [
-        "CAST(ts / 60 AS INTEGER) * 60 AS bucket_start",
-        "model",
-        "provider",
-        "operation",
-        "COALESCE(feature, '') AS feature",
-        "COALESCE(team, '') AS team",
-        "COALESCE(project, '') AS project",
-        "outcome",
-        "routed",
-        "1 AS requests",
-        "(outcome = 'error') AS errors",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "reasoning_tokens",
-        "COALESCE(cost_usd, 0.0) AS cost_usd",
-        "COALESCE(baseline_cost_usd, 0.0) AS baseline_cost_usd",
-        "priced AS priced_requests",
-        "(1 - priced) AS unpriced_requests",
-        "latency_s AS latency_sum_s",
-        "1 AS latency_count",
-        *(
-            f"(latency_s <= {bound!r}) AS {name}"
+def _raw_expressions() -> dict[str, str]:
+    """Aggregate column -> its value computed from one raw call row."""
+    return {
+        "bucket_start": "CAST(ts / 60 AS INTEGER) * 60",
+        "model": "model",
+        "provider": "provider",
+        "operation": "operation",
+        "feature": "COALESCE(feature, '')",
+        "team": "COALESCE(team, '')",
+        "project": "COALESCE(project, '')",
+        "outcome": "outcome",
+        "routed": "routed",
+        "requests": "1",
+        "errors": "(outcome = 'error')",
+        "input_tokens": "input_tokens",
+        "output_tokens": "output_tokens",
+        "cache_read_tokens": "cache_read_tokens",
+        "cache_write_tokens": "cache_write_tokens",
+        "reasoning_tokens": "reasoning_tokens",
+        "cost_usd": "COALESCE(cost_usd, 0.0)",
+        "baseline_cost_usd": "COALESCE(baseline_cost_usd, 0.0)",
+        "priced_requests": "priced",
+        "unpriced_requests": "(1 - priced)",
+        "latency_sum_s": "latency_s",
+        "latency_count": "1",
+        **{
+            name: f"(latency_s <= {bound!r})"
             for bound, name in zip(LATENCY_BOUNDS_S, LATENCY_COLUMNS, strict=True)
-        ),
-        "COALESCE(ttft_s, 0.0) AS ttft_sum_s",
-        "(ttft_s IS NOT NULL) AS ttft_count",
-    ]
+        },
+        "ttft_sum_s": "COALESCE(ttft_s, 0.0)",
+        "ttft_count": "(ttft_s IS NOT NULL)",
+    }
 
 
-_AGG_SELECT = ", ".join(["bucket_start", *AGG_DIMENSIONS, *SUM_COLUMNS])
-_RAW_SELECT = ", ".join(_raw_columns())
+_RAW = _raw_expressions()
+ALL_COLUMNS: tuple[str, ...] = ("bucket_start", *AGG_DIMENSIONS, *SUM_COLUMNS)
+
+
+def _select(table: str, columns: tuple[str, ...]) -> str:
+    # only the columns the caller sums: a UNION ALL sub-select copies every column of every row
+    if table == RAW:
+        return ", ".join(f"{_RAW[c]} AS {c}" for c in columns)
+    return ", ".join(columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,11 +123,25 @@ class Source:
     segments: tuple[Segment, ...]
 
 
-def source(start: float, end: float, filters: Mapping[str, str], *, max_width: int = 86400) -> Source:
-    """Aggregate-shaped rows for ``[start, end)`` matching every filter exactly."""
+def source(
+    start: float,
+    end: float,
+    filters: Mapping[str, str],
+    *,
+    max_width: int = 86400,
+    columns: Sequence[str] | None = None,
+) -> Source:
+    """Aggregate-shaped rows for ``[start, end)`` matching every filter exactly.
+
+    ``columns`` (default: all) are the aggregate columns the rows carry.
+    """
     unknown = set(filters) - FILTER_COLUMNS
     if unknown:
         raise ValueError(f"unknown filter(s) {sorted(unknown)}")
+    wanted = ALL_COLUMNS if columns is None else tuple(dict.fromkeys(("bucket_start", *columns)))
+    bad = set(wanted) - set(ALL_COLUMNS)
+    if bad:
+        raise ValueError(f"unknown column(s) {sorted(bad)}")
     raw_only = "user_id" in filters
     parts: list[str] = []
     params: list[object] = []
@@ -136,8 +157,8 @@ def source(start: float, end: float, filters: Mapping[str, str], *, max_width: i
         for name, value in sorted(filters.items()):
             clauses.append(f"{name} = ?")
             params.append(value)
-        select = _RAW_SELECT if seg.table == RAW else _AGG_SELECT
-        parts.append(f"SELECT {select} FROM {seg.table} WHERE {' AND '.join(clauses)}")
+        where = " AND ".join(clauses)
+        parts.append(f"SELECT {_select(seg.table, wanted)} FROM {seg.table} WHERE {where}")
     if not parts:
-        parts.append(f"SELECT {_AGG_SELECT} FROM agg_day WHERE 0")
+        parts.append(f"SELECT {_select('agg_day', wanted)} FROM agg_day WHERE 0")
     return Source("(" + " UNION ALL ".join(parts) + ")", tuple(params), tuple(segs))

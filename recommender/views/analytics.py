@@ -1,4 +1,4 @@
-"""``/api/analytics``, ``/api/analytics/costs``, ``/api/analytics/models``."""
+"""``/api/analytics``, ``/api/analytics/costs``, ``/api/analytics/models`` (answers cached, see ``cache``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from flask import Blueprint
 from ..insights.analytics import analytics_report
 from ..insights.costs import cost_report
 from ..insights.models import model_report
-from .common import envelope, rollup, scoped_query, settings
+from .common import cached_insight, rollup, settings
 
 __all__ = ["bp"]
 
@@ -16,17 +16,19 @@ bp = Blueprint("analytics", __name__, url_prefix="/api/analytics")
 
 @bp.get("")
 def analytics() -> object:
-    _who, query = scoped_query()
-    return envelope(analytics_report(rollup(), query), query)
+    store = rollup()
+    return cached_insight("analytics", lambda who, q: analytics_report(store, q), default_period="7d")
 
 
 @bp.get("/costs")
 def costs() -> object:
-    who, query = scoped_query()
-    return envelope(cost_report(rollup(), query, who, budgets_path=settings()["budgets_path"]), query)
+    store, budgets = rollup(), settings()["budgets_path"]
+    return cached_insight(
+        "costs", lambda who, q: cost_report(store, q, who, budgets_path=budgets), default_period="7d"
+    )
 
 
 @bp.get("/models")
 def models() -> object:
-    _who, query = scoped_query()
-    return envelope(model_report(rollup(), query), query)
+    store = rollup()
+    return cached_insight("models", lambda who, q: model_report(store, q), default_period="7d")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from flask import current_app, jsonify, request
 
 from ..auth import Principal
+from ..cache import ResultCache
 from ..errors import ApiError
 from ..params import Query, parse_query
 from ..store.reader import Rollup
 
-__all__ = ["envelope", "principal", "rollup", "scoped_query", "settings"]
+__all__ = ["cached_insight", "envelope", "principal", "rollup", "scoped_query", "settings"]
 
 
 def rollup() -> Rollup:
@@ -29,20 +32,61 @@ def principal() -> Principal:
     )
 
 
+def _flat(args: Any) -> dict[str, str]:
+    flat = {}
+    for name in args:
+        values = args.getlist(name) if hasattr(args, "getlist") else [args[name]]
+        if len(values) != 1:
+            raise ApiError(400, f"parameter {name} was given {len(values)} times; give it once")
+        flat[name] = values[0]
+    return flat
+
+
 def scoped_query(
     args: Any = None, *, default_period: str = "7d", extra: tuple[str, ...] = ()
 ) -> tuple[Principal, Query]:
     """Authenticate (401), validate parameters (400), then apply the key's scope (403)."""
     who = principal()
-    source = request.args if args is None else args
-    flat = {}
-    for name in source:
-        values = source.getlist(name) if hasattr(source, "getlist") else [source[name]]
-        if len(values) != 1:
-            raise ApiError(400, f"parameter {name} was given {len(values)} times; give it once")
-        flat[name] = values[0]
+    flat = _flat(request.args if args is None else args)
     query = parse_query(flat, default_period=default_period, extra=extra)
     return who, who.restrict(query)
+
+
+def cached_insight(
+    name: str, compute: Callable[[Principal, Query], dict[str, Any]], *, default_period: str
+) -> Any:
+    """Validate and scope the request, then answer from the result cache (see :mod:`recommender.cache`).
+
+    The cache key is the key's scope, the period as asked and the filters; a relative
+    period is re-resolved whenever the entry is recomputed, and the response's
+    ``query`` and ``cache`` say which range the answer covers and how old it is.
+    """
+    who, query = scoped_query(default_period=default_period)
+    flat = _flat(request.args)
+    period = query.range.period if query.range.period != "custom" else (query.range.start, query.range.end)
+    key = (name, who.scope, period, query.filters)  # never shared between scopes
+
+    def run() -> tuple[dict[str, Any], dict[str, Any]]:
+        fresh = query
+        if query.range.period != "custom":  # "30d" now, not when the entry was first made
+            fresh = who.restrict(parse_query(flat, default_period=default_period))
+        return fresh.to_dict(), compute(who, fresh)
+
+    cache: ResultCache = current_app.extensions["nexus_cache"]
+    hit = cache.get(key, run)
+    query_dict, data = hit.value
+    return jsonify(
+        {
+            "success": True,
+            "query": query_dict,
+            "cache": {"computed_at": _iso(hit.computed_at), "age_s": round(hit.age_s, 3)},
+            "data": data,
+        }
+    )
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def envelope(data: dict[str, Any], query: Query | None = None) -> Any:

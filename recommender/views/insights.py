@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from ..auth import Principal
 from ..insights.anomalies import anomaly_report
 from ..insights.recommendations import recommend
-from .common import envelope, rollup, scoped_query, settings
+from ..params import Query
+from .common import cached_insight, envelope, rollup, scoped_query, settings
 
 __all__ = ["bp"]
 
@@ -15,9 +17,13 @@ bp = Blueprint("insights", __name__, url_prefix="/api")
 
 @bp.get("/insights/recommendations")
 def recommendations() -> object:
-    who, query = scoped_query(default_period="30d")
-    items = recommend(rollup(), query, who=who, settings=settings())
-    return envelope({"recommendations": [item.to_dict() for item in items]}, query)
+    store, conf = rollup(), settings()
+
+    def compute(who: Principal, query: Query) -> dict[str, object]:
+        items = recommend(store, query, who=who, settings=conf)
+        return {"recommendations": [item.to_dict() for item in items]}
+
+    return cached_insight("recommendations", compute, default_period="30d")
 
 
 @bp.get("/anomalies")

@@ -13,7 +13,14 @@ from __future__ import annotations
 
 import sqlite3
 
-from .schema import AGG_DIMENSIONS, AGG_TABLES, LATENCY_BOUNDS_S, LATENCY_COLUMNS, agg_sum_columns
+from .schema import (
+    AGG_DIMENSIONS,
+    AGG_TABLES,
+    LATENCY_BOUNDS_S,
+    LATENCY_COLUMNS,
+    agg_columns,
+    agg_sum_columns,
+)
 
 __all__ = ["fold_new_rows", "max_row_ids"]
 
@@ -51,20 +58,47 @@ _SUM_EXPR = {
 }
 
 
-def _agg_upsert_sql(table: str, width_s: int) -> str:
-    sums = agg_sum_columns()
-    key = ("bucket_start", *AGG_DIMENSIONS)
-    select = [f"(CAST(ts AS INTEGER) / {width_s}) * {width_s}"]
+_SUMS = agg_sum_columns()
+_KEY = ("bucket_start", *AGG_DIMENSIONS)
+_FLOAT_SUMS = frozenset(c for c, t in agg_columns().items() if t is float)
+#: The new rows grouped by minute, computed once per transaction; agg_hour and
+#: agg_day are folded from these (much fewer) rows instead of from the raw rows
+#: again. Bucket starts nest (60 divides 3600 and 86400), so the hour and day
+#: keys and sums are the same as grouping the raw rows directly.
+_STAGE = "temp._nexus_fold_minute"
+_STAGE_CREATE = f"CREATE TEMP TABLE IF NOT EXISTS _nexus_fold_minute ({', '.join((*_KEY, *_SUMS))})"
+_STAGE_CLEAR = f"DELETE FROM {_STAGE}"
+
+
+def _stage_minutes_sql() -> str:
+    width = AGG_TABLES["agg_minute"]
+    select = [f"(CAST(ts AS INTEGER) / {width}) * {width}"]
     select += [_DIMENSION_EXPR[d] for d in AGG_DIMENSIONS]
-    select += [_SUM_EXPR[c] for c in sums]
-    group_by = ", ".join(str(i) for i in range(1, len(key) + 1))
-    updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in sums)
+    select += [_SUM_EXPR[c] for c in _SUMS]
+    group_by = ", ".join(str(i) for i in range(1, len(_KEY) + 1))
     return (
-        f"INSERT INTO {table} ({', '.join((*key, *sums))})\n"
-        f"SELECT {', '.join(select)} FROM model_calls WHERE id > ? GROUP BY {group_by}\n"
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+        f"INSERT INTO {_STAGE} ({', '.join((*_KEY, *_SUMS))})\n"
+        f"SELECT {', '.join(select)} FROM model_calls WHERE id > ? GROUP BY {group_by}"
     )
 
+
+def _agg_upsert_sql(table: str, width_s: int) -> str:
+    """Upsert the staged minute groups into ``table``, re-grouped to its bucket width."""
+    updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in _SUMS)
+    conflict = f"ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET {updates}"
+    columns = ", ".join((*_KEY, *_SUMS))
+    if width_s == AGG_TABLES["agg_minute"]:
+        return f"INSERT INTO {table} ({columns})\nSELECT {columns} FROM {_STAGE} WHERE true\n{conflict}"
+    select = [f"(bucket_start / {width_s}) * {width_s}", *AGG_DIMENSIONS]
+    select += [f"TOTAL({c})" if c in _FLOAT_SUMS else f"SUM({c})" for c in _SUMS]
+    group_by = ", ".join(str(i) for i in range(1, len(_KEY) + 1))
+    return (
+        f"INSERT INTO {table} ({columns})\n"
+        f"SELECT {', '.join(select)} FROM {_STAGE} GROUP BY {group_by}\n{conflict}"
+    )
+
+
+_STAGE_SQL = _stage_minutes_sql()
 
 _AGG_SQL = {table: _agg_upsert_sql(table, width) for table, width in AGG_TABLES.items()}
 
@@ -73,7 +107,19 @@ _AGG_SQL = {table: _agg_upsert_sql(table, width) for table, width in AGG_TABLES.
 # user's latest event of the day: SQLite takes bare columns from the row that
 # holds the single MAX() of their query. On conflict they are replaced only by
 # a later event.
-_ACTIVITY_CTE = """
+#
+# The new events are first grouped once per (day, user, team, project, feature)
+# into a temp table (a few rows per user instead of one per event); both
+# statements below read that. Its last_seen is the MAX(ts) of each group, so the
+# group holding a user's latest event carries that event's team and project.
+_ACTIVITY_COLUMNS = (
+    "day, user_id, team, project, feature, requests, input_tokens, output_tokens, cost_usd, feature_uses, "
+    "first_seen, last_seen"
+)
+_ACTIVITY_STAGE = "temp._nexus_fold_activity"
+_ACTIVITY_STAGE_CREATE = f"CREATE TEMP TABLE IF NOT EXISTS _nexus_fold_activity ({_ACTIVITY_COLUMNS})"
+_ACTIVITY_STAGE_CLEAR = f"DELETE FROM {_ACTIVITY_STAGE}"
+_ACTIVITY_STAGE_SQL = f"""
 WITH activity AS (
     SELECT ts, date(ts, 'unixepoch') AS day, user_id, 1 AS requests, input_tokens, output_tokens,
            cost_usd, 0 AS feature_uses, feature, team, project
@@ -81,20 +127,26 @@ WITH activity AS (
     UNION ALL
     SELECT ts, date(ts, 'unixepoch'), user_id, 0, 0, 0, NULL, count, feature, team, project
     FROM feature_uses WHERE id > :uses AND user_id IS NOT NULL
-)"""
-
-_USER_DAY_FEATURES_SQL = f"""{_ACTIVITY_CTE}
-INSERT OR IGNORE INTO user_day_features (day, user_id, feature)
-SELECT DISTINCT day, user_id, feature FROM activity WHERE feature IS NOT NULL
+)
+INSERT INTO {_ACTIVITY_STAGE} ({_ACTIVITY_COLUMNS})
+SELECT day, user_id, team, project, feature, SUM(requests), SUM(input_tokens), SUM(output_tokens),
+       TOTAL(cost_usd), SUM(feature_uses), MIN(ts), MAX(ts)
+FROM activity GROUP BY day, user_id, team, project, feature
 """
 
-_USER_DAY_SQL = f"""{_ACTIVITY_CTE}, latest AS (
-    SELECT day, user_id, team, project, MAX(ts) AS last_seen FROM activity GROUP BY day, user_id
+_USER_DAY_FEATURES_SQL = f"""
+INSERT OR IGNORE INTO user_day_features (day, user_id, feature)
+SELECT DISTINCT day, user_id, feature FROM {_ACTIVITY_STAGE} WHERE feature IS NOT NULL
+"""
+
+_USER_DAY_SQL = f"""WITH latest AS (
+    SELECT day, user_id, team, project, MAX(last_seen) AS last_seen
+    FROM {_ACTIVITY_STAGE} GROUP BY day, user_id
 ), grouped AS (
     SELECT day, user_id, SUM(requests) AS requests, SUM(input_tokens) AS input_tokens,
            SUM(output_tokens) AS output_tokens, TOTAL(cost_usd) AS cost_usd,
-           SUM(feature_uses) AS feature_uses, MIN(ts) AS first_seen
-    FROM activity GROUP BY day, user_id
+           SUM(feature_uses) AS feature_uses, MIN(first_seen) AS first_seen
+    FROM {_ACTIVITY_STAGE} GROUP BY day, user_id
 )
 INSERT INTO user_day (day, user_id, requests, input_tokens, output_tokens, cost_usd, feature_uses,
                       feature_count, team, project, first_seen, last_seen)
@@ -132,9 +184,16 @@ def fold_new_rows(
 ) -> None:
     """Add the rows above the given ids to the aggregates (inside the caller's transaction)."""
     if new_calls:
+        conn.execute(_STAGE_CREATE)
+        conn.execute(_STAGE_CLEAR)
+        conn.execute(_STAGE_SQL, (calls_after,))
         for sql in _AGG_SQL.values():
-            conn.execute(sql, (calls_after,))
+            conn.execute(sql)
+        conn.execute(_STAGE_CLEAR)
     if new_calls or new_uses:
-        params = {"calls": calls_after, "uses": uses_after}
-        conn.execute(_USER_DAY_FEATURES_SQL, params)
-        conn.execute(_USER_DAY_SQL, params)
+        conn.execute(_ACTIVITY_STAGE_CREATE)
+        conn.execute(_ACTIVITY_STAGE_CLEAR)
+        conn.execute(_ACTIVITY_STAGE_SQL, {"calls": calls_after, "uses": uses_after})
+        conn.execute(_USER_DAY_FEATURES_SQL)
+        conn.execute(_USER_DAY_SQL)
+        conn.execute(_ACTIVITY_STAGE_CLEAR)

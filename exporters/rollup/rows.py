@@ -83,21 +83,49 @@ def prepare_rows(events: Sequence[Event]) -> PreparedRows:
     """Rows for ``events``; ``ValueError`` names the first event that cannot be stored."""
     prepared = PreparedRows()
     by_table = prepared.by_table
+    specs = _SPECS
+    model_call_getter = specs[ModelCallEvent].getter
+    model_call_rows: list[tuple[Any, ...]] | None = None
+    i_model, i_provider, i_operation, i_outcome = _NOT_NULL_STR
+    i_request_id = _REQUEST_ID
     for index, event in enumerate(events):
-        spec = _SPECS.get(type(event))
+        cls = type(event)
+        if cls is ModelCallEvent:  # the hot path: the same checks as below, unrolled
+            values = model_call_getter(event)
+            ts = values[0]
+            if not isinstance(ts, (int, float)) or isinstance(ts, bool):
+                raise ValueError(f"event {index}: timestamp must be Unix seconds, got {ts!r}")
+            model, provider, operation, outcome = (
+                values[i_model],
+                values[i_provider],
+                values[i_operation],
+                values[i_outcome],
+            )
+            if not (
+                isinstance(model, str)
+                and model
+                and isinstance(provider, str)
+                and provider
+                and isinstance(operation, str)
+                and operation
+                and isinstance(outcome, str)
+                and outcome
+            ):
+                raise ValueError(f"event {index}: model, provider, operation and outcome must be non-empty")
+            if not values[i_request_id]:
+                row = list(values)
+                row[i_request_id] = "sha256:" + _content_key("model_calls", values)
+                values = tuple(row)
+            if model_call_rows is None:
+                model_call_rows = by_table.setdefault("model_calls", [])
+            model_call_rows.append(values)
+            continue
+        spec = specs.get(cls)
         if spec is None:
-            raise ValueError(f"event {index}: {type(event).__name__} is not a nexus_otel event type")
+            raise ValueError(f"event {index}: {cls.__name__} is not a nexus_otel event type")
         values = spec.getter(event)
         if not isinstance(values[0], (int, float)) or isinstance(values[0], bool):
             raise ValueError(f"event {index}: timestamp must be Unix seconds, got {values[0]!r}")
-        if spec.table == "model_calls":
-            if any(not isinstance(values[i], str) or not values[i] for i in _NOT_NULL_STR):
-                raise ValueError(f"event {index}: model, provider, operation and outcome must be non-empty")
-            if not values[_REQUEST_ID]:
-                row = list(values)
-                row[_REQUEST_ID] = "sha256:" + _content_key(spec.table, values)
-                values = tuple(row)
-        else:
-            values = (*values, _content_key(spec.table, values))
+        values = (*values, _content_key(spec.table, values))
         by_table.setdefault(spec.table, []).append(values)
     return prepared

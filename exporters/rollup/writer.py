@@ -83,6 +83,8 @@ class RollupWriter:
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self._db = open_database(self.path, synchronous=synchronous)
+        # the fold stages each transaction's minute and user-day groups in temp tables: keep them in memory
+        self._db.execute("PRAGMA temp_store=MEMORY")
         self._db_lock = threading.Lock()
         self._cond = threading.Condition()
         self._queue: list[_Ticket] = []

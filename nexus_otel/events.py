@@ -65,7 +65,6 @@ FIELD_KEYS: dict[str, str] = {
     "duration_s": "nexus.session.duration.seconds",
     "count": "nexus.feature.count",
 }
-_KEY_FIELDS = {v: k for k, v in FIELD_KEYS.items()}
 
 
 @dataclass(slots=True)
@@ -186,39 +185,74 @@ def from_attributes(event_name: str, attributes: dict[str, Any]) -> Event:
     field whose value has the wrong type; unknown attribute keys are ignored so
     newer senders stay readable.
     """
-    cls = EVENT_TYPES.get(event_name)
-    if cls is None:
-        raise ValueError(f"unknown event name {event_name!r}; expected one of {sorted(EVENT_TYPES)}")
-    wanted = {f.name: f for f in dataclasses.fields(cls)}
+    readers = _READERS.get(event_name)
+    if readers is None:
+        cls = EVENT_TYPES.get(event_name)
+        if cls is None:
+            raise ValueError(f"unknown event name {event_name!r}; expected one of {sorted(EVENT_TYPES)}")
+        readers = _READERS[event_name] = _readers(cls)
     kwargs: dict[str, Any] = {}
     for key, value in attributes.items():
-        fname = _KEY_FIELDS.get(key)
-        if fname is None or fname not in wanted:
-            continue
-        kwargs[fname] = _coerce(fname, wanted[fname].type, value)
+        reader = readers.get(key)
+        if reader is not None:
+            fname, coerce = reader
+            kwargs[fname] = coerce(fname, value)
     if "timestamp" not in kwargs:
         raise ValueError(f"{event_name}: missing attribute {FIELD_KEYS['timestamp']!r}")
-    return cls(**kwargs)
+    return EVENT_TYPES[event_name](**kwargs)
 
 
 _INT_FIELDS = {"input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"}
 
 
-def _coerce(fname: str, annotation: Any, value: Any) -> Any:
-    ann = str(annotation)
-    if "bool" in ann:
-        if isinstance(value, bool):
-            return value
-        if value in ("true", "false"):
-            return value == "true"
-    elif fname in _INT_FIELDS or ann.startswith("int"):
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-        if isinstance(value, str) and value.isdigit():  # OTLP/JSON encodes int64 as strings
-            return int(value)
-    elif "float" in ann:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif isinstance(value, str):
+def _wrong(fname: str, value: Any) -> ValueError:
+    return ValueError(f"attribute {FIELD_KEYS[fname]!r} has a value of the wrong type: {value!r}")
+
+
+def _as_bool(fname: str, value: Any) -> bool:
+    if isinstance(value, bool):
         return value
-    raise ValueError(f"attribute {FIELD_KEYS[fname]!r} has a value of the wrong type: {value!r}")
+    if value in ("true", "false"):
+        return value == "true"
+    raise _wrong(fname, value)
+
+
+def _as_int(fname: str, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isdigit():  # OTLP/JSON encodes int64 as strings
+        return int(value)
+    raise _wrong(fname, value)
+
+
+def _as_float(fname: str, value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise _wrong(fname, value)
+
+
+def _as_str(fname: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise _wrong(fname, value)
+
+
+def _readers(cls: type[Event]) -> dict[str, tuple[str, Any]]:
+    """Attribute key -> (field name, coercer) for ``cls``, decided once from the annotations."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        ann = str(f.type)
+        if "bool" in ann:
+            coerce = _as_bool
+        elif f.name in _INT_FIELDS or ann.startswith("int"):
+            coerce = _as_int
+        elif "float" in ann:
+            coerce = _as_float
+        else:
+            coerce = _as_str
+        out[FIELD_KEYS[f.name]] = (f.name, coerce)
+    return out
+
+
+#: event name -> its readers, built on first use
+_READERS: dict[str, dict[str, tuple[str, Any]]] = {}

@@ -93,25 +93,25 @@ class ActivitySource:
         if not users:
             return {}
         out: dict[str, float] = {}
-        ordered = sorted(users)
+        conn = self.rollup.connection()
         if self.use_user_day:
-            # one indexed lookup per user (user_id, day), in batches that fit SQLite's parameter limit
-            for i in range(0, len(ordered), 500):
-                batch = ordered[i : i + 500]
-                marks = ", ".join("?" * len(batch))
-                sql = f"SELECT user_id, MIN(first_seen) FROM user_day WHERE user_id IN ({marks}) GROUP BY 1"
-                out.update({r[0]: float(r[1]) for r in self.rollup.execute(sql, batch)})
+            # the first row of the (user_id, day) index is the user's first day: one seek per user
+            sql = "SELECT first_seen FROM user_day WHERE user_id = ? ORDER BY day LIMIT 1"
+            for user in users:
+                row = conn.execute(sql, (user,)).fetchone()
+                if row is not None:
+                    out[user] = float(row[0])
             return out
         clauses = "".join(f" AND {name} = ?" for name in sorted(self.filters) if name != "user_id")
         values = [v for name, v in sorted(self.filters.items()) if name != "user_id"]
         tables = ["model_calls"] if set(self.filters) & _CALL_ONLY else ["model_calls", "feature_uses"]
-        for i in range(0, len(ordered), 400):
-            batch = ordered[i : i + 400]
-            marks = ", ".join("?" * len(batch))
-            for table in tables:
-                sql = f"SELECT user_id, MIN(ts) FROM {table} WHERE user_id IN ({marks}){clauses} GROUP BY 1"
-                for user, first in self.rollup.execute(sql, [*batch, *values]):
-                    out[user] = min(out.get(user, float(first)), float(first))
+        for table in tables:
+            # walks the (user_id, ts) index from the user's first event to the first one that matches
+            sql = f"SELECT ts FROM {table} WHERE user_id = ?{clauses} ORDER BY ts LIMIT 1"
+            for user in users:
+                row = conn.execute(sql, (user, *values)).fetchone()
+                if row is not None:
+                    out[user] = min(out.get(user, float(row[0])), float(row[0]))
         return out
 
     def feature_users(self, a: float, b: float) -> dict[str, int]:

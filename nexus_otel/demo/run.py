@@ -355,14 +355,18 @@ class Demo:
     # -- stop -----------------------------------------------------------------------------
     def stop(self) -> None:
         """Stop traffic, flush telemetry to the collector, then stop every process, last first."""
+        began = time.monotonic()
         if self.traffic is not None:
             self.traffic.stop()
             self.result.live_calls = self.traffic.totals().calls
+            self.echo(f"  live traffic stopped ({time.monotonic() - began:.1f} s)")
         if self.telemetry is not None:
             self.telemetry.shutdown()
+            self.echo(f"  telemetry flushed to the collector ({time.monotonic() - began:.1f} s)")
         while self.services:
             service = self.services.pop()
-            service.stop()
+            code = service.stop()
+            self.echo(f"  {service.name} stopped (exit {code}, {time.monotonic() - began:.1f} s)")
         if self.rollup.exists():
             db = sqlite3.connect(self.rollup)
             try:

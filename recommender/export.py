@@ -17,13 +17,12 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from exporters.rollup.schema import AGG_DIMENSIONS
 
 from .auth import Principal
-from .params import Query
+from .params import Query, iso_utc
 from .store import events
 from .store.reader import Rollup
 from .store.totals import iter_series
@@ -102,10 +101,6 @@ def neutralise(value: Any) -> Any:
     return value
 
 
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 @dataclass(frozen=True, slots=True)
 class ExportRows:
     columns: tuple[str, ...]
@@ -125,12 +120,16 @@ def _call_rows(rollup: Rollup, query: Query) -> Iterator[tuple[Any, ...]]:
             return
         for row in batch:
             values = tuple(row)
-            yield (*values[:time_index], _iso(values[time_index]), *values[time_index + 1 :])
+            yield (
+                *values[:time_index],
+                iso_utc(values[time_index], "milliseconds"),
+                *values[time_index + 1 :],
+            )
 
 
 def _bucket_rows(rollup: Rollup, query: Query, step: int) -> Iterator[tuple[Any, ...]]:
     for row in iter_series(rollup, query, step=step, by=AGG_DIMENSIONS):
-        row["time"] = _iso(float(row["t"]))
+        row["time"] = iso_utc(float(row["t"]), "milliseconds")
         yield tuple(row[c] for c in BUCKET_COLUMNS)
 
 
@@ -148,7 +147,7 @@ def _anomaly_rows(rollup: Rollup, query: Query, who: Principal) -> Iterator[tupl
         [int(query.range.start), query.range.end, *params],
     )
     for row in cursor:
-        yield (row[0], row[1], _iso(row[2]), *row[2:])
+        yield (row[0], row[1], iso_utc(row[2], "milliseconds"), *row[2:])
 
 
 def export_rows(rollup: Rollup, query: Query, dataset: str, who: Principal | None = None) -> ExportRows:

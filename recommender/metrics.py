@@ -28,13 +28,12 @@ from prometheus_client.registry import Collector
 from nexus_otel import clock
 
 from .auth import Principal
-from .params import Query, TimeRange
+from .params import Query, parse_query
 from .store.reader import Rollup
 
 __all__ = ["InsightsCollector"]
 
 log = logging.getLogger(__name__)
-DAY = 86400
 MAX_FEATURES = 20
 RETENTION_WEEKS = (1, 2, 4)
 FIRST_WAIT_S = 5.0
@@ -42,8 +41,7 @@ _ADMIN = Principal("metrics", "admin")
 
 
 def _range(days: int, now: float) -> Query:
-    end = (now // 60) * 60 + 60
-    return Query(TimeRange(end - days * DAY, end, f"{days}d"))
+    return parse_query({"period": f"{days}d"}, now=now)
 
 
 class InsightsCollector(Collector):
@@ -165,7 +163,12 @@ class InsightsCollector(Collector):
         from .store.users import ActivitySource, user_metrics
 
         quarter = user_metrics(self.rollup, _range(90, now))
-        month = user_metrics(self.rollup, _range(30, now), max_weeks=0)
+        # churn and adoption need only the last 30 days' and the 30 before's active users
+        q30 = _range(30, now)
+        source = ActivitySource(self.rollup, q30)
+        previous = q30.range.previous()
+        active_30d = {user for _, user in source.user_days(q30.range.start, q30.range.end)}
+        active_before = {user for _, user in source.user_days(previous.start, previous.end)}
         active = GaugeMetricFamily(
             "nexus_insights_active_users", "Distinct active users in the trailing window.", labels=["window"]
         )
@@ -177,7 +180,7 @@ class InsightsCollector(Collector):
             "nexus_insights_churned_users",
             "Users active in the previous 30 days who were not active in the last 30.",
         )
-        churned.add_metric([], month["churned_users"])
+        churned.add_metric([], len(active_before - active_30d))
         retention = GaugeMetricFamily(
             "nexus_insights_retention_ratio",
             "Share of users still active N weeks after their first week "
@@ -197,9 +200,8 @@ class InsightsCollector(Collector):
             "Share of the last 30 days' active users who used the feature.",
             labels=["feature"],
         )
-        q30 = _range(30, now)
-        feature_users = ActivitySource(self.rollup, q30).feature_users(q30.range.start, q30.range.end)
+        feature_users = source.feature_users(q30.range.start, q30.range.end)
         for feature, users_of in sorted(feature_users.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FEATURES]:
-            if month["active_users"]:
-                adoption.add_metric([feature], round(users_of / month["active_users"], 4))
+            if active_30d:
+                adoption.add_metric([feature], round(users_of / len(active_30d), 4))
         return [active, stickiness, churned, retention, adoption]

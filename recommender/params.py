@@ -18,7 +18,7 @@ from nexus_otel import clock
 
 from .errors import ApiError
 
-__all__ = ["FILTERS", "PERIODS", "Query", "TimeRange", "parse_query", "parse_time"]
+__all__ = ["FILTERS", "PERIODS", "Query", "TimeRange", "iso_utc", "parse_query", "parse_time"]
 
 #: period name -> length in seconds (``mtd`` and ``custom`` are computed)
 PERIODS: dict[str, int] = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "90d": 90 * 86400}
@@ -50,7 +50,7 @@ class TimeRange:
         return TimeRange(self.start - self.seconds, self.start, f"previous {self.period}")
 
     def to_dict(self) -> dict[str, object]:
-        return {"period": self.period, "from": _iso(self.start), "to": _iso(self.end)}
+        return {"period": self.period, "from": iso_utc(self.start), "to": iso_utc(self.end)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +83,9 @@ class Query:
         return {**self.range.to_dict(), "filters": self.filter_map}
 
 
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
+def iso_utc(t: float, timespec: str = "auto") -> str:
+    """Unix seconds as ISO 8601 in UTC with a ``Z`` (``timespec`` as for :meth:`datetime.isoformat`)."""
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def parse_time(text: str, name: str) -> float:

@@ -13,54 +13,24 @@ from __future__ import annotations
 
 import sqlite3
 
-from .schema import (
-    AGG_DIMENSIONS,
-    AGG_TABLES,
-    LATENCY_BOUNDS_S,
-    LATENCY_COLUMNS,
-    agg_columns,
-    agg_sum_columns,
-)
+from .schema import AGG_DIMENSIONS, AGG_TABLES, CALL_ROW_EXPRESSIONS, agg_columns, agg_sum_columns
 
 __all__ = ["fold_new_rows", "max_row_ids"]
 
-_DIMENSION_EXPR = {
-    "model": "model",
-    "provider": "provider",
-    "operation": "operation",
-    "feature": "COALESCE(feature, '')",
-    "team": "COALESCE(team, '')",
-    "project": "COALESCE(project, '')",
-    "outcome": "outcome",
-    "routed": "routed",
-}
-
-_SUM_EXPR = {
-    "requests": "COUNT(*)",
-    "errors": "SUM(outcome = 'error')",
-    "input_tokens": "SUM(input_tokens)",
-    "output_tokens": "SUM(output_tokens)",
-    "cache_read_tokens": "SUM(cache_read_tokens)",
-    "cache_write_tokens": "SUM(cache_write_tokens)",
-    "reasoning_tokens": "SUM(reasoning_tokens)",
-    "cost_usd": "TOTAL(cost_usd)",
-    "baseline_cost_usd": "TOTAL(baseline_cost_usd)",
-    "priced_requests": "SUM(priced != 0)",
-    "unpriced_requests": "SUM(priced = 0)",
-    "latency_sum_s": "TOTAL(latency_s)",
-    "latency_count": "COUNT(*)",
-    **{
-        col: f"SUM(latency_s <= {bound!r})"
-        for col, bound in zip(LATENCY_COLUMNS, LATENCY_BOUNDS_S, strict=True)
-    },
-    "ttft_sum_s": "TOTAL(ttft_s)",
-    "ttft_count": "COUNT(ttft_s)",
-}
-
-
 _SUMS = agg_sum_columns()
-_KEY = ("bucket_start", *AGG_DIMENSIONS)
 _FLOAT_SUMS = frozenset(c for c, t in agg_columns().items() if t is float)
+
+
+def _sum_expression(column: str) -> str:
+    row = CALL_ROW_EXPRESSIONS[column]
+    if row == "1":
+        return "COUNT(*)"
+    return f"TOTAL({row})" if column in _FLOAT_SUMS else f"SUM({row})"
+
+
+_DIMENSION_EXPR = {d: CALL_ROW_EXPRESSIONS[d] for d in AGG_DIMENSIONS}
+_SUM_EXPR = {c: _sum_expression(c) for c in _SUMS}
+_KEY = ("bucket_start", *AGG_DIMENSIONS)
 #: The new rows grouped by minute, computed once per transaction; agg_hour and
 #: agg_day are folded from these (much fewer) rows instead of from the raw rows
 #: again. Bucket starts nest (60 divides 3600 and 86400), so the hour and day

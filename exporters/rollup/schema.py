@@ -81,6 +81,7 @@ from typing import Final
 __all__ = [
     "AGG_DIMENSIONS",
     "AGG_TABLES",
+    "CALL_ROW_EXPRESSIONS",
     "LATENCY_BOUNDS_S",
     "LATENCY_COLUMNS",
     "RAW_TABLES",
@@ -117,6 +118,40 @@ _AGG_SUMS: Final = (
     ("ttft_sum_s", float),
     ("ttft_count", int),
 )
+
+
+#: What one raw ``model_calls`` row contributes to each aggregate column (SQL on that row).
+#: The writer sums these per bucket (``exporters.rollup.aggregate``); the recommender
+#: reads raw rows through them as one-call aggregate rows (``recommender.store.source``).
+CALL_ROW_EXPRESSIONS: Final[dict[str, str]] = {
+    "model": "model",
+    "provider": "provider",
+    "operation": "operation",
+    "feature": "COALESCE(feature, '')",
+    "team": "COALESCE(team, '')",
+    "project": "COALESCE(project, '')",
+    "outcome": "outcome",
+    "routed": "routed",
+    "requests": "1",
+    "errors": "(outcome = 'error')",
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "cache_read_tokens": "cache_read_tokens",
+    "cache_write_tokens": "cache_write_tokens",
+    "reasoning_tokens": "reasoning_tokens",
+    "cost_usd": "COALESCE(cost_usd, 0.0)",
+    "baseline_cost_usd": "COALESCE(baseline_cost_usd, 0.0)",
+    "priced_requests": "(priced != 0)",
+    "unpriced_requests": "(priced = 0)",
+    "latency_sum_s": "latency_s",
+    "latency_count": "1",
+    **{
+        column: f"(latency_s <= {bound!r})"
+        for column, bound in zip(LATENCY_COLUMNS, LATENCY_BOUNDS_S, strict=True)
+    },
+    "ttft_sum_s": "COALESCE(ttft_s, 0.0)",
+    "ttft_count": "(ttft_s IS NOT NULL)",
+}
 
 
 def agg_columns() -> dict[str, type]:

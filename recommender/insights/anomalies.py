@@ -35,7 +35,6 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -43,7 +42,7 @@ import numpy as np
 from nexus_otel import clock
 
 from ..auth import Principal
-from ..params import Query, TimeRange
+from ..params import Query, TimeRange, iso_utc
 from ..store.reader import Rollup
 from ..store.source import SUM_COLUMNS
 from ..store.totals import derived, series
@@ -78,10 +77,6 @@ _MIN_SD = 0.1
 _MAX_SCOPES = 200
 _RANDOM_STATE = 42
 _lock = threading.Lock()
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _hourly(
@@ -317,9 +312,9 @@ def _run_dict(run: dict[str, Any] | None) -> dict[str, Any] | None:
     if run is None:
         return None
     return {
-        "ran_at": _iso(float(run["ran_at"])),
-        "from": _iso(float(run["range_start"])),
-        "to": _iso(float(run["range_end"])),
+        "ran_at": iso_utc(float(run["ran_at"])),
+        "from": iso_utc(float(run["range_start"])),
+        "to": iso_utc(float(run["range_end"])),
         "detectors": json.loads(run["detectors"] or "[]"),
         "scopes": run["scopes"],
         "windows": run["windows"],
@@ -361,8 +356,8 @@ def anomaly_report(
             {
                 "detector": row["detector"],
                 "scope": row["scope"],
-                "window_start": _iso(row["window_start"]),
-                "window_end": _iso(row["window_end"]),
+                "window_start": iso_utc(row["window_start"]),
+                "window_end": iso_utc(row["window_end"]),
                 "score": round(float(row["score"]), 6),
                 "threshold": round(float(row["threshold"]), 6),
                 "features": json.loads(row["features"] or "{}"),
@@ -383,7 +378,7 @@ def anomaly_report(
             {
                 "scope": row["scope"],
                 "detector": row["detector"],
-                "latest_window_start": _iso(row["window_start"]),
+                "latest_window_start": iso_utc(row["window_start"]),
                 "score": round(float(row["score"]), 6),
                 "threshold": round(float(row["threshold"]), 6),
                 "is_anomaly": bool(row["is_anomaly"]),

@@ -9,9 +9,11 @@ from typing import Any
 from nexus_otel import clock
 
 from ..auth import Principal
-from ..params import Query, TimeRange
+from ..params import Query, TimeRange, iso_utc
+from ..store.events import where
 from ..store.reader import Rollup
 from ..store.totals import COST_SUMS, grouped, regroup, series, total
+from ..store.users import day_of
 from .forecast import DAY, FIT_DAYS, DailyModel, fit_daily, forecast_total, horizon_bounds
 
 __all__ = [
@@ -62,9 +64,6 @@ def top_users(rollup: Rollup, query: Query, limit: int = 20) -> list[dict[str, o
     and only the partial days at the edges from raw calls; otherwise raw calls
     (the aggregates carry no user).
     """
-    from ..store.events import where
-    from ..store.users import day_of
-
     start, end = query.range.start, query.range.end
     first_day, last_day = math.ceil(start / DAY) * DAY, math.floor(end / DAY) * DAY
     parts, params = [], []
@@ -150,7 +149,7 @@ def forecasts(rollup: Rollup, query: Query, now: float, model: DailyModel | None
             total(rollup, query.with_range(TimeRange(start, now, name)), sums=("cost_usd",))["cost_usd"]
         )
         out[name] = {
-            "ends": TimeRange(start, end, name).to_dict()["to"],
+            "ends": iso_utc(end),
             **forecast_total(model, spent=spent, now=now, end=end),
         }
     return out
@@ -215,7 +214,7 @@ def cost_report(rollup: Rollup, query: Query, who: Principal, *, budgets_path: s
         "breakdown": {**cost_breakdown(rollup, query, cube), "user": top_users(rollup, query)},
         "daily": [
             {
-                "day": TimeRange(r["t"], r["t"], "").to_dict()["from"][:10],
+                "day": day_of(r["t"]),
                 "cost_usd": round(float(r["cost_usd"]), 6),
             }
             for r in series(rollup, query, step=86400, sums=("cost_usd",))

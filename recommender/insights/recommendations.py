@@ -34,7 +34,7 @@ from typing import Any
 from nexus_otel import clock
 
 from ..auth import Principal
-from ..params import Query, TimeRange
+from ..params import Query, TimeRange, iso_utc
 from ..store.reader import Rollup
 from ..store.totals import grouped
 from ..store.users import ActivitySource
@@ -209,16 +209,12 @@ def provider_errors(rollup: Rollup, query: Query) -> list[dict[str, Any]]:
 
 def _part(start: float, end: float, row: dict[str, Any], rate: float) -> dict[str, Any]:
     return {
-        "from": _iso(start),
-        "to": _iso(end),
+        "from": iso_utc(start),
+        "to": iso_utc(end),
         "requests": int(row["requests"]),
         "errors": int(row["errors"]),
         "error_rate": rate,
     }
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _first_used(rollup: Rollup, query: Query, src: ActivitySource) -> dict[str, float]:

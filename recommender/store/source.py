@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from exporters.rollup.schema import AGG_DIMENSIONS, LATENCY_BOUNDS_S, LATENCY_COLUMNS, agg_sum_columns
+from exporters.rollup.schema import AGG_DIMENSIONS, CALL_ROW_EXPRESSIONS, agg_sum_columns
 
 __all__ = ["ALL_COLUMNS", "RAW", "SUM_COLUMNS", "Segment", "Source", "segments", "source"]
 
@@ -69,41 +69,8 @@ def _append(out: list[Segment], table: str, start: float, end: float) -> None:
         out.append(Segment(table, start, end))
 
 
-def _raw_expressions() -> dict[str, str]:
-    """Aggregate column -> its value computed from one raw call row."""
-    return {
-        "bucket_start": "CAST(ts / 60 AS INTEGER) * 60",
-        "model": "model",
-        "provider": "provider",
-        "operation": "operation",
-        "feature": "COALESCE(feature, '')",
-        "team": "COALESCE(team, '')",
-        "project": "COALESCE(project, '')",
-        "outcome": "outcome",
-        "routed": "routed",
-        "requests": "1",
-        "errors": "(outcome = 'error')",
-        "input_tokens": "input_tokens",
-        "output_tokens": "output_tokens",
-        "cache_read_tokens": "cache_read_tokens",
-        "cache_write_tokens": "cache_write_tokens",
-        "reasoning_tokens": "reasoning_tokens",
-        "cost_usd": "COALESCE(cost_usd, 0.0)",
-        "baseline_cost_usd": "COALESCE(baseline_cost_usd, 0.0)",
-        "priced_requests": "priced",
-        "unpriced_requests": "(1 - priced)",
-        "latency_sum_s": "latency_s",
-        "latency_count": "1",
-        **{
-            name: f"(latency_s <= {bound!r})"
-            for bound, name in zip(LATENCY_BOUNDS_S, LATENCY_COLUMNS, strict=True)
-        },
-        "ttft_sum_s": "COALESCE(ttft_s, 0.0)",
-        "ttft_count": "(ttft_s IS NOT NULL)",
-    }
-
-
-_RAW = _raw_expressions()
+#: Aggregate column -> its value computed from one raw call row (the writer sums the same).
+_RAW = {"bucket_start": "CAST(ts / 60 AS INTEGER) * 60", **CALL_ROW_EXPRESSIONS}
 ALL_COLUMNS: tuple[str, ...] = ("bucket_start", *AGG_DIMENSIONS, *SUM_COLUMNS)
 
 

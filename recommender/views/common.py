@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
 from flask import current_app, jsonify, request
@@ -11,7 +10,7 @@ from flask import current_app, jsonify, request
 from ..auth import Principal
 from ..cache import ResultCache
 from ..errors import ApiError
-from ..params import Query, parse_query
+from ..params import Query, iso_utc, parse_query
 from ..store.reader import Rollup
 
 __all__ = ["cached_insight", "envelope", "principal", "rollup", "scoped_query", "settings"]
@@ -48,8 +47,7 @@ def scoped_query(
     """Authenticate (401), validate parameters (400), then apply the key's scope (403)."""
     who = principal()
     flat = _flat(request.args if args is None else args)
-    query = parse_query(flat, default_period=default_period, extra=extra)
-    return who, who.restrict(query)
+    return who, who.restrict(parse_query(flat, default_period=default_period, extra=extra))
 
 
 def cached_insight(
@@ -61,15 +59,19 @@ def cached_insight(
     period is re-resolved whenever the entry is recomputed, and the response's
     ``query`` and ``cache`` say which range the answer covers and how old it is.
     """
-    who, query = scoped_query(default_period=default_period)
+    who = principal()
     flat = _flat(request.args)
+
+    def resolve() -> Query:
+        return who.restrict(parse_query(flat, default_period=default_period))
+
+    query = resolve()
     period = query.range.period if query.range.period != "custom" else (query.range.start, query.range.end)
     key = (name, who.scope, period, query.filters)  # never shared between scopes
 
     def run() -> tuple[dict[str, Any], dict[str, Any]]:
-        fresh = query
-        if query.range.period != "custom":  # "30d" now, not when the entry was first made
-            fresh = who.restrict(parse_query(flat, default_period=default_period))
+        # a relative period means "30d" up to now, not up to when the entry was first made
+        fresh = query if query.range.period == "custom" else resolve()
         return fresh.to_dict(), compute(who, fresh)
 
     cache: ResultCache = current_app.extensions["nexus_cache"]
@@ -79,14 +81,10 @@ def cached_insight(
         {
             "success": True,
             "query": query_dict,
-            "cache": {"computed_at": _iso(hit.computed_at), "age_s": round(hit.age_s, 3)},
+            "cache": {"computed_at": iso_utc(hit.computed_at, "seconds"), "age_s": round(hit.age_s, 3)},
             "data": data,
         }
     )
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def envelope(data: dict[str, Any], query: Query | None = None) -> Any:

@@ -1,0 +1,183 @@
+"""The receiver's fast log-record decode gives exactly the reference reading, event or error, record by record."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+from exporters.otlp import decode_logs
+from exporters.otlp.logs import decode_record
+from nexus_otel.events import (
+    FIELD_KEYS,
+    FeatureUseEvent,
+    FeedbackEvent,
+    ModelCallEvent,
+    RevenueEvent,
+    SessionEvent,
+)
+from nexus_otel.otlp_wire import encode_logs_request
+
+EVENTS = [
+    ModelCallEvent(
+        timestamp=1_767_225_600.25,
+        request_id="r-1",
+        user_id="u-é",
+        session_id="s",
+        team="t",
+        project="p",
+        feature="f",
+        model="gpt-4o",
+        response_model="gpt-4o-2024",
+        provider="openai",
+        server_address="api.openai.com",
+        input_tokens=300,
+        output_tokens=12,
+        cache_read_tokens=100,
+        cache_write_tokens=3,
+        reasoning_tokens=4,
+        cost_usd=0.0123,
+        baseline_cost_usd=0.05,
+        priced=False,
+        latency_s=1.5,
+        ttft_s=0.2,
+        streamed=True,
+        outcome="error",
+        error_type="RateLimitError",
+        routed=True,
+        routed_from="gpt-4.1",
+        router_confidence=0.75,
+    ),
+    ModelCallEvent(timestamp=1_767_225_601.0, model="m", provider="p"),
+    FeatureUseEvent(timestamp=1_767_225_602.0, user_id="u", feature="search", count=3),
+    FeedbackEvent(timestamp=1_767_225_603.0, request_id="r-1", score=0.5, model="m", comment_length=7),
+    RevenueEvent(timestamp=1_767_225_604.0, user_id="u", amount_usd=12.5, plan="pro"),
+    SessionEvent(timestamp=1_767_225_605.0, session_id="s", state="ended", duration_s=30.0),
+]
+
+
+def _records(events: list) -> list[LogRecord]:
+    body = encode_logs_request(events, resource=b"", scope=b"")
+    request = ExportLogsServiceRequest.FromString(body)
+    return list(request.resource_logs[0].scope_logs[0].log_records)
+
+
+def _reference(record: LogRecord) -> object:
+    try:
+        return decode_record(record)
+    except ValueError as exc:
+        return ("rejected", str(exc))
+
+
+def _decoded(record: LogRecord) -> object:
+    request = ExportLogsServiceRequest()
+    request.resource_logs.add().scope_logs.add().log_records.append(record)
+    out = decode_logs(request)
+    if out.rejected:
+        assert len(out.events) == 0
+        return ("rejected", out.errors[0])
+    (event,) = out.events
+    return event
+
+
+def test_the_encoders_records_decode_to_the_recorded_events() -> None:
+    records = _records(EVENTS)
+    assert [_decoded(r) for r in records] == EVENTS
+
+
+# values of every wire kind for every attribute: the fast path must agree with the reference on each
+_VALUES = [
+    AnyValue(string_value="x"),
+    AnyValue(string_value=""),
+    AnyValue(string_value="12"),
+    AnyValue(string_value="true"),
+    AnyValue(int_value=5),
+    AnyValue(int_value=-1),
+    AnyValue(int_value=0),
+    AnyValue(double_value=2.5),
+    AnyValue(bool_value=True),
+    AnyValue(bytes_value=b"\x01\xff"),
+    AnyValue(array_value=ArrayValue(values=[AnyValue(int_value=1)])),
+    AnyValue(),
+]
+
+
+def _variants() -> list[LogRecord]:
+    out = []
+    for template in _records(EVENTS):
+        keys = [kv.key for kv in template.attributes] + [FIELD_KEYS["count"], "some.newer.key"]
+        for key, value in itertools.product(dict.fromkeys(keys), _VALUES):
+            record = LogRecord()
+            record.CopyFrom(template)
+            replaced = False
+            for kv in record.attributes:
+                if kv.key == key:
+                    kv.value.CopyFrom(value)
+                    replaced = True
+            if not replaced:
+                record.attributes.append(KeyValue(key=key, value=value))
+            out.append(record)
+    return out
+
+
+@pytest.mark.parametrize("record", _variants(), ids=lambda r: "")
+def test_every_value_kind_of_every_attribute_decodes_like_the_reference(record: LogRecord) -> None:
+    assert _decoded(record) == _reference(record)
+
+
+def _edited(template: LogRecord, edit) -> LogRecord:
+    record = LogRecord()
+    record.CopyFrom(template)
+    edit(record)
+    return record
+
+
+def _drop(key: str):
+    def edit(record: LogRecord) -> None:
+        kept = [kv for kv in record.attributes if kv.key != key]
+        del record.attributes[:]
+        record.attributes.extend(kept)
+
+    return edit
+
+
+def _duplicate_last(record: LogRecord) -> None:
+    kv = record.attributes[-1]
+    record.attributes.append(KeyValue(key=kv.key, value=AnyValue(string_value="later")))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda r: r.ClearField("event_name"),  # the name from the event.name attribute
+        lambda r: setattr(r, "event_name", "nexus.unknown_thing"),
+        _drop(FIELD_KEYS["timestamp"]),  # the OTLP time instead
+        lambda r: (_drop(FIELD_KEYS["timestamp"])(r), setattr(r, "time_unix_nano", 0)),
+        lambda r: (_drop(FIELD_KEYS["timestamp"])(r), r.ClearField("event_name")),
+        lambda r: (
+            _drop(FIELD_KEYS["timestamp"])(r),
+            setattr(r, "time_unix_nano", 0),
+            setattr(r, "observed_time_unix_nano", 1_767_225_700_500_000_000),
+        ),
+        lambda r: (r.ClearField("event_name"), _drop("event.name")(r)),
+        _duplicate_last,
+    ],
+)
+@pytest.mark.parametrize("template", _records(EVENTS), ids=lambda r: r.event_name)
+def test_names_times_and_duplicate_keys_decode_like_the_reference(template: LogRecord, edit) -> None:
+    record = _edited(template, edit)
+    assert _decoded(record) == _reference(record)
+
+
+def test_a_bad_record_is_rejected_alone() -> None:
+    good, bad = _records([EVENTS[1], EVENTS[1]])
+    bad.attributes.append(KeyValue(key=FIELD_KEYS["input_tokens"], value=AnyValue(string_value="many")))
+    request = ExportLogsServiceRequest()
+    request.resource_logs.add().scope_logs.add().log_records.extend([good, bad, good])
+    out = decode_logs(request)
+    assert out.events == [EVENTS[1], EVENTS[1]]
+    assert out.rejected == 1
+    assert "'gen_ai.usage.input_tokens' has a value of the wrong type" in out.error_message

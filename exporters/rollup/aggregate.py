@@ -12,10 +12,11 @@ UPSERT) so the hot path stays out of Python loops.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from .schema import AGG_DIMENSIONS, AGG_TABLES, CALL_ROW_EXPRESSIONS, agg_columns, agg_sum_columns
 
-__all__ = ["fold_new_rows", "max_row_ids"]
+__all__ = ["ACTIVITY_STAGE_INSERT", "MINUTE_STAGE_INSERT", "fold_new_rows", "max_row_ids"]
 
 _SUMS = agg_sum_columns()
 _FLOAT_SUMS = frozenset(c for c, t in agg_columns().items() if t is float)
@@ -38,6 +39,8 @@ _KEY = ("bucket_start", *AGG_DIMENSIONS)
 _STAGE = "temp._nexus_fold_minute"
 _STAGE_CREATE = f"CREATE TEMP TABLE IF NOT EXISTS _nexus_fold_minute ({', '.join((*_KEY, *_SUMS))})"
 _STAGE_CLEAR = f"DELETE FROM {_STAGE}"
+#: For a caller that grouped the new rows itself (``prefold``): one row per minute key, columns as created.
+MINUTE_STAGE_INSERT = f"INSERT INTO {_STAGE} VALUES ({', '.join('?' * (len(_KEY) + len(_SUMS)))})"
 
 
 def _stage_minutes_sql() -> str:
@@ -89,6 +92,7 @@ _ACTIVITY_COLUMNS = (
 _ACTIVITY_STAGE = "temp._nexus_fold_activity"
 _ACTIVITY_STAGE_CREATE = f"CREATE TEMP TABLE IF NOT EXISTS _nexus_fold_activity ({_ACTIVITY_COLUMNS})"
 _ACTIVITY_STAGE_CLEAR = f"DELETE FROM {_ACTIVITY_STAGE}"
+ACTIVITY_STAGE_INSERT = f"INSERT INTO {_ACTIVITY_STAGE} ({_ACTIVITY_COLUMNS}) VALUES ({', '.join('?' * 12)})"
 _ACTIVITY_STAGE_SQL = f"""
 WITH activity AS (
     SELECT ts, date(ts, 'unixepoch') AS day, user_id, 1 AS requests, input_tokens, output_tokens,
@@ -150,20 +154,35 @@ def max_row_ids(conn: sqlite3.Connection) -> tuple[int, int]:
 
 
 def fold_new_rows(
-    conn: sqlite3.Connection, *, calls_after: int, uses_after: int, new_calls: bool, new_uses: bool
+    conn: sqlite3.Connection,
+    *,
+    calls_after: int,
+    uses_after: int,
+    new_calls: bool,
+    new_uses: bool,
+    stage: Callable[[sqlite3.Connection], bool] | None = None,
 ) -> None:
-    """Add the rows above the given ids to the aggregates (inside the caller's transaction)."""
+    """Add the rows above the given ids to the aggregates (inside the caller's transaction).
+
+    ``stage``, when given, fills the minute and activity stages itself (from rows it
+    knows were all inserted) and returns True; False falls back to grouping in SQL.
+    """
     if new_calls:
         conn.execute(_STAGE_CREATE)
-        conn.execute(_STAGE_CLEAR)
-        conn.execute(_STAGE_SQL, (calls_after,))
-        for sql in _AGG_SQL.values():
-            conn.execute(sql)
         conn.execute(_STAGE_CLEAR)
     if new_calls or new_uses:
         conn.execute(_ACTIVITY_STAGE_CREATE)
         conn.execute(_ACTIVITY_STAGE_CLEAR)
+    if not (new_calls or new_uses):
+        return
+    if stage is None or not stage(conn):
+        if new_calls:
+            conn.execute(_STAGE_SQL, (calls_after,))
         conn.execute(_ACTIVITY_STAGE_SQL, {"calls": calls_after, "uses": uses_after})
-        conn.execute(_USER_DAY_FEATURES_SQL)
-        conn.execute(_USER_DAY_SQL)
-        conn.execute(_ACTIVITY_STAGE_CLEAR)
+    if new_calls:
+        for sql in _AGG_SQL.values():
+            conn.execute(sql)
+        conn.execute(_STAGE_CLEAR)
+    conn.execute(_USER_DAY_FEATURES_SQL)
+    conn.execute(_USER_DAY_SQL)
+    conn.execute(_ACTIVITY_STAGE_CLEAR)

@@ -22,7 +22,7 @@ from nexus_otel.events import (
     SessionEvent,
 )
 
-__all__ = ["PreparedRows", "insert_sql", "prepare_rows"]
+__all__ = ["PreparedRows", "columns_of", "insert_sql", "prepare_rows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,11 @@ _REQUEST_ID = _SPECS[ModelCallEvent].columns.index("request_id")
 _NOT_NULL_STR = tuple(
     _SPECS[ModelCallEvent].columns.index(c) for c in ("model", "provider", "operation", "outcome")
 )
+
+
+def columns_of(table: str) -> tuple[str, ...]:
+    """The columns of ``table``'s rows, in the order :func:`prepare_rows` gives them."""
+    return next(s.columns for s in _SPECS.values() if s.table == table)
 
 
 def insert_sql(table: str) -> str:

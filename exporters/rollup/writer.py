@@ -17,12 +17,14 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from nexus_otel.events import Event
 
 from .aggregate import fold_new_rows, max_row_ids
 from .connection import Synchronous, immediate_transaction, open_database
 from .migrations import migrate
+from .prefold import stage_rows
 from .retention import prune
 from .rows import TABLE_ORDER, PreparedRows, insert_sql, prepare_rows
 
@@ -191,6 +193,9 @@ class RollupWriter:
 
     def _transaction(self, tickets: list[_Ticket]) -> list[WriteResult]:
         results: list[WriteResult] = []
+        calls: list[tuple[Any, ...]] = []
+        uses: list[tuple[Any, ...]] = []
+        all_inserted = True
         with self._db_lock, immediate_transaction(self._db) as conn:
             calls_after, uses_after = max_row_ids(conn)
             new_calls = new_uses = False
@@ -201,11 +206,23 @@ class RollupWriter:
                     conn.executemany(_INSERT_SQL[table], rows)
                     added = conn.total_changes - before
                     inserted += added
-                    new_calls |= table == "model_calls" and added > 0
-                    new_uses |= table == "feature_uses" and added > 0
+                    all_inserted &= added == len(rows)
+                    if table == "model_calls":
+                        new_calls |= added > 0
+                        calls.extend(rows)
+                    elif table == "feature_uses":
+                        new_uses |= added > 0
+                        uses.extend(rows)
                 results.append(WriteResult(inserted, ticket.size - inserted))
+            # every row went in (no re-delivery): group them from memory instead of re-reading them
+            stage = (lambda c: stage_rows(c, calls=calls, uses=uses)) if all_inserted else None
             fold_new_rows(
-                conn, calls_after=calls_after, uses_after=uses_after, new_calls=new_calls, new_uses=new_uses
+                conn,
+                calls_after=calls_after,
+                uses_after=uses_after,
+                new_calls=new_calls,
+                new_uses=new_uses,
+                stage=stage,
             )
         return results
 

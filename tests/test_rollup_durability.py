@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -128,3 +132,34 @@ def test_spool_replay_ignores_a_torn_tail_and_is_idempotent(tmp_path):
     writer.write(batch(1))  # a sender retrying: spooled again, committed as duplicates
     writer.close()
     _check(tmp_path / "r.db", {0, 1})
+
+
+def test_a_spool_of_the_earlier_json_format_is_replayed(tmp_path):
+    """Segments written before the spool held marshal'd rows (JSON event batches) still commit on start."""
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    records = b""
+    for n in (0, 1):
+        events = batch(n)
+        payload = json.dumps(
+            [[e.name, [getattr(e, f.name) for f in dataclasses.fields(e)]] for e in events]
+        ).encode()
+        records += struct.pack("<II", len(payload), zlib.crc32(payload)) + payload
+    (spool_dir / "segment-000000000001.spool").write_bytes(records)
+    writer = SpooledWriter(RollupWriter(tmp_path / "r.db", retention_days=None), spool_dir)
+    assert (writer.replayed.inserted, writer.replayed.duplicates) == (2 * PER_BATCH, 0)
+    writer.close()
+    _check(tmp_path / "r.db", {0, 1})
+
+
+def test_the_committer_process_commits_while_the_collector_keeps_spooling(tmp_path):
+    writer = SpooledWriter(RollupWriter(tmp_path / "r.db", retention_days=None), tmp_path / "spool")
+    try:
+        for n in range(6):
+            writer.write(batch(n))
+        writer.flush()  # returns once the committer process committed and deleted every segment
+        assert EventSpool(tmp_path / "spool").segments() == []
+        assert writer.ready()  # the committer process is still running: it, not a fallback here, committed
+        _check(tmp_path / "r.db", set(range(6)))
+    finally:
+        writer.close()

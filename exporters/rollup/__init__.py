@@ -1,8 +1,8 @@
 """The SQLite rollup: raw events, minute/hour/day aggregates and per-user days (see ``schema``).
 
 ``RollupWriter`` commits event batches (idempotent on request id);
-``SpooledWriter`` acknowledges after an fsync'd spool append and commits in
-the background; ``migrate``/``prune``/``rollup_stats`` back the ``nexus-otel
+``SpooledWriter`` acknowledges after an fsync'd spool append and a committer
+process (``committer``) commits it; ``migrate``/``prune``/``rollup_stats`` back the ``nexus-otel
 rollup`` command. Requires the ``collector`` extra (sqlite-utils).
 """
 

@@ -84,6 +84,7 @@ class RollupWriter:
         self.retention_days = retention_days
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
+        self.synchronous = synchronous
         self._db = open_database(self.path, synchronous=synchronous)
         # the fold stages each transaction's minute and user-day groups in temp tables: keep them in memory
         self._db.execute("PRAGMA temp_store=MEMORY")
@@ -100,7 +101,11 @@ class RollupWriter:
     # --- public -------------------------------------------------------------------
     def write(self, events: Sequence[Event]) -> WriteResult:
         """Commit ``events``; return after the commit. ``ValueError`` for an event that cannot be stored."""
-        ticket = _Ticket(prepare_rows(events))
+        return self.write_rows(prepare_rows(events))
+
+    def write_rows(self, rows: PreparedRows) -> WriteResult:
+        """Commit rows made by :func:`~exporters.rollup.rows.prepare_rows` (e.g. read back from the spool)."""
+        ticket = _Ticket(rows)
         if ticket.size == 0:
             return WriteResult(0, 0)
         with self._cond:

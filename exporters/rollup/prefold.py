@@ -33,8 +33,6 @@ __all__ = ["stage_rows"]
 _WIDTH = AGG_TABLES["agg_minute"]
 _LAST_TS = 253_402_300_799.0  # 9999-12-31T23:59:59Z, the last second SQLite's date() formats
 _BUCKETS = len(LATENCY_BOUNDS_S)
-_CALL = {name: i for i, name in enumerate(columns_of("model_calls"))}
-_USE = {name: i for i, name in enumerate(columns_of("feature_uses"))}
 _DAYS: dict[int, str] = {}
 
 
@@ -46,66 +44,62 @@ def _day(ts: float) -> str:
     return day
 
 
+#: The row layout the loop below unpacks; rows.py derives it from the event classes, so a new
+#: event field fails here at import instead of folding the wrong columns.
+_CALL_COLUMNS = (
+    "ts", "user_id", "session_id", "team", "project", "feature", "request_id", "model", "response_model",
+    "provider", "operation", "server_address", "input_tokens", "output_tokens", "cache_read_tokens",
+    "cache_write_tokens", "reasoning_tokens", "cost_usd", "baseline_cost_usd", "priced", "latency_s",
+    "ttft_s", "streamed", "outcome", "error_type", "routed", "routed_from", "router_confidence",
+)  # fmt: skip
+_USE_COLUMNS = ("ts", "user_id", "session_id", "team", "project", "feature", "count", "event_key")
+if columns_of("model_calls") != _CALL_COLUMNS or columns_of("feature_uses") != _USE_COLUMNS:
+    raise ImportError("exporters.rollup.prefold does not match the raw table columns of rows.py")
+
+
 def stage_rows(
     conn: sqlite3.Connection, *, calls: Sequence[Sequence[Any]], uses: Sequence[Sequence[Any]]
 ) -> bool:
     """Fill the fold's stage tables from rows that were all inserted; False: use the SQL grouping."""
     minutes: dict[tuple[Any, ...], list[Any]] = {}
     activity: dict[tuple[Any, ...], list[Any]] = {}
-    i_ts, i_user, i_team, i_project, i_feature = (
-        _CALL[c] for c in ("ts", "user_id", "team", "project", "feature")
-    )
-    i_model, i_provider, i_operation, i_outcome, i_routed = (
-        _CALL[c] for c in ("model", "provider", "operation", "outcome", "routed")
-    )
-    i_in, i_out, i_cr, i_cw, i_rs = (
-        _CALL[c]
-        for c in (
-            "input_tokens",
-            "output_tokens",
-            "cache_read_tokens",
-            "cache_write_tokens",
-            "reasoning_tokens",
-        )
-    )
-    i_cost, i_base, i_priced, i_lat, i_ttft = (
-        _CALL[c] for c in ("cost_usd", "baseline_cost_usd", "priced", "latency_s", "ttft_s")
-    )
-    bounds = LATENCY_BOUNDS_S
+    bounds, width, last_ts, day_of = LATENCY_BOUNDS_S, _WIDTH, _LAST_TS, _day
     try:
         for row in calls:
-            ts = row[i_ts]
-            if not 0.0 <= ts <= _LAST_TS:
+            (
+                ts, user, _, team, project, feature, _, model, _, provider, operation, _,
+                input_tokens, output_tokens, cache_read, cache_write, reasoning, cost, base, priced,
+                latency, ttft, _, outcome, _, routed, _, _,
+            ) = row  # fmt: skip
+            if not 0.0 <= ts <= last_ts:
                 return False
-            team, project, feature, outcome = row[i_team], row[i_project], row[i_feature], row[i_outcome]
             key = (
-                int(ts) // _WIDTH * _WIDTH,
-                row[i_model],
-                row[i_provider],
-                row[i_operation],
+                int(ts) // width * width,
+                model,
+                provider,
+                operation,
                 feature or "",
                 team or "",
                 project or "",
                 outcome,
-                row[i_routed],
+                routed,
             )
-            cost, base, ttft, latency = row[i_cost], row[i_base], row[i_ttft], row[i_lat]
             sums = minutes.get(key)
             if sums is None:
                 sums = minutes[key] = _new_minute()
             sums[0] += 1
             if outcome == "error":
                 sums[1] += 1
-            sums[2] += row[i_in]
-            sums[3] += row[i_out]
-            sums[4] += row[i_cr]
-            sums[5] += row[i_cw]
-            sums[6] += row[i_rs]
+            sums[2] += input_tokens
+            sums[3] += output_tokens
+            sums[4] += cache_read
+            sums[5] += cache_write
+            sums[6] += reasoning
             if cost is not None:
                 sums[7] += cost
             if base is not None:
                 sums[8] += base
-            if row[i_priced]:
+            if priced:
                 sums[9] += 1
             else:
                 sums[10] += 1
@@ -114,35 +108,34 @@ def stage_rows(
                 sums[12] += ttft
                 sums[13] += 1
             sums[14 + bisect_left(bounds, latency)] += 1
-            user = row[i_user]
-            if user is not None:
-                _add_activity(
-                    activity,
-                    (_day(ts), user, team, project, feature),
-                    ts,
-                    requests=1,
-                    input_tokens=row[i_in],
-                    output_tokens=row[i_out],
-                    cost=cost,
-                    feature_uses=0,
-                )
-        for row in uses:
-            ts = row[_USE["ts"]]
-            if not 0.0 <= ts <= _LAST_TS:
+            if user is None:
+                continue
+            akey = (day_of(ts), user, team, project, feature)
+            act = activity.get(akey)
+            if act is None:
+                # requests, input tokens, output tokens, cost, feature uses, first seen, last seen
+                activity[akey] = [1, input_tokens, output_tokens, cost or 0.0, 0, ts, ts]
+                continue
+            act[0] += 1
+            act[1] += input_tokens
+            act[2] += output_tokens
+            if cost is not None:
+                act[3] += cost
+            act[5] = min(act[5], ts)
+            act[6] = max(act[6], ts)
+        for ts, user, _, team, project, feature, count, _ in uses:
+            if not 0.0 <= ts <= last_ts:
                 return False
-            user = row[_USE["user_id"]]
-            if user is not None:
-                key = (_day(ts), user, row[_USE["team"]], row[_USE["project"]], row[_USE["feature"]])
-                _add_activity(
-                    activity,
-                    key,
-                    ts,
-                    requests=0,
-                    input_tokens=0,
-                    output_tokens=0,
-                    cost=None,
-                    feature_uses=row[_USE["count"]],
-                )
+            if user is None:
+                continue
+            akey = (day_of(ts), user, team, project, feature)
+            act = activity.get(akey)
+            if act is None:
+                activity[akey] = [0, 0, 0, 0.0, count, ts, ts]
+                continue
+            act[4] += count
+            act[5] = min(act[5], ts)
+            act[6] = max(act[6], ts)
     except TypeError:  # a NULL where the SQL would skip it: let the SQL decide
         return False
     staged = [_minute_row(key, sums) for key, sums in minutes.items()]
@@ -153,32 +146,6 @@ def stage_rows(
     if activity:
         conn.executemany(ACTIVITY_STAGE_INSERT, [(*key, *sums) for key, sums in activity.items()])
     return True
-
-
-def _add_activity(
-    groups: dict[tuple[Any, ...], list[Any]],
-    key: tuple[Any, ...],
-    ts: float,
-    *,
-    requests: int,
-    input_tokens: int,
-    output_tokens: int,
-    cost: float | None,
-    feature_uses: int,
-) -> None:
-    sums = groups.get(key)
-    if sums is None:
-        # requests, input tokens, output tokens, cost, feature uses, first seen, last seen
-        groups[key] = [requests, input_tokens, output_tokens, cost or 0.0, feature_uses, ts, ts]
-        return
-    sums[0] += requests
-    sums[1] += input_tokens
-    sums[2] += output_tokens
-    if cost is not None:
-        sums[3] += cost
-    sums[4] += feature_uses
-    sums[5] = min(sums[5], ts)
-    sums[6] = max(sums[6], ts)
 
 
 def _new_minute() -> list[Any]:

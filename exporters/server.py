@@ -85,14 +85,17 @@ def build_collector(
 def _open_rollup(
     config: CollectorConfig, closers: list[Callable[[], object]], readiness: list[ReadinessCheck]
 ) -> EventSink:
-    from .rollup import RollupWriter, SpooledWriter
+    from .rollup import ProcessWriter, RollupWriter, SpooledWriter
 
     path = config.rollup
+    if not config.spool:
+        # commits in a committer process, so decoding and SQLite each get a core
+        direct = ProcessWriter(path, retention_days=config.retention_days or None)
+        readiness.append(lambda: None if direct.ready() else f"rollup {path}: the committer is not running")
+        closers.append(direct.close)
+        return direct
     writer = RollupWriter(path, retention_days=config.retention_days or None)
     readiness.append(lambda: None if writer.ready() else f"rollup {path} is not writable")
-    if not config.spool:
-        closers.append(writer.close)
-        return writer
     spooled = SpooledWriter(writer, config.spool)  # replays what a previous run left behind
     closers.append(spooled.close)  # commits everything spooled, then closes the writer
     return spooled

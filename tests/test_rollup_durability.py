@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from exporters.rollup import AGG_TABLES, RollupWriter, SpooledWriter, open_database
+from exporters.rollup import AGG_TABLES, ProcessWriter, RollupWriter, SpooledWriter, open_database
 from exporters.rollup.spool import EventSpool
 from tests.rollup_data import model_call
 
@@ -27,10 +27,13 @@ PER_BATCH = 64
 CHILD = """
 import sys, threading
 sys.path.insert(0, sys.argv[1])
-from exporters.rollup import RollupWriter, SpooledWriter
+from exporters.rollup import ProcessWriter, RollupWriter, SpooledWriter
 from tests.test_rollup_durability import batch
 mode, db, spool = sys.argv[2], sys.argv[3], sys.argv[4]
-writer = RollupWriter(db, retention_days=None)
+if mode == "process":
+    writer = ProcessWriter(db, retention_days=None)
+else:
+    writer = RollupWriter(db, retention_days=None)
 if mode == "spool":
     writer = SpooledWriter(writer, spool, flush_interval_s=0.01)
 lock = threading.Lock()
@@ -110,6 +113,13 @@ def test_kill_9_while_committing_directly(tmp_path):
     _check(db, acked)
 
 
+def test_kill_9_while_a_committer_process_commits(tmp_path):
+    """The collector's direct mode: acknowledged once the committer process replied."""
+    db, _, acked = _run_and_kill(tmp_path, "process")
+    RollupWriter(db, retention_days=None).close()
+    _check(db, acked)
+
+
 def test_kill_9_with_the_spool_then_replay(tmp_path):
     db, spool, acked = _run_and_kill(tmp_path, "spool")
     writer = SpooledWriter(RollupWriter(db, retention_days=None), spool)
@@ -161,5 +171,22 @@ def test_the_committer_process_commits_while_the_collector_keeps_spooling(tmp_pa
         assert EventSpool(tmp_path / "spool").segments() == []
         assert writer.ready()  # the committer process is still running: it, not a fallback here, committed
         _check(tmp_path / "r.db", set(range(6)))
+    finally:
+        writer.close()
+
+
+def test_a_process_writer_survives_its_committer_dying(tmp_path):
+    writer = ProcessWriter(tmp_path / "r.db", retention_days=None)
+    try:
+        assert writer.write(batch(0)).inserted == PER_BATCH
+        assert writer.write(batch(0)).duplicates == PER_BATCH  # re-delivery
+        _check(tmp_path / "r.db", {0})  # committed when write returned
+        process = writer._committer.process
+        process.kill()
+        process.wait()
+        assert not writer.ready()
+        assert writer.write(batch(1)).inserted == PER_BATCH  # a new committer took over
+        assert writer.ready()
+        _check(tmp_path / "r.db", {0, 1})
     finally:
         writer.close()

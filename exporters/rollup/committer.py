@@ -1,25 +1,42 @@
-"""The spool's committer process: closed spool segments → one rollup transaction → deleted.
+"""The committer process: the collector's rollup transactions, on a core of their own.
 
-Started by :class:`~exporters.rollup.spool.SpooledWriter` with a pipe on its
-stdin. ``stop`` on the pipe: commit every closed segment, then exit. End of
-file without ``stop`` means the collector is gone (``kill -9``): exit after the
+Spool mode (``--spool DIR``), started by :class:`~exporters.rollup.spool.SpooledWriter`
+with a pipe on its stdin: closed spool segments → one transaction → deleted.
+``stop`` on the pipe: commit every closed segment, then exit. End of file
+without ``stop`` means the collector is gone (``kill -9``): exit after the
 current transaction and leave the rest to the next collector's replay.
+
+Stream mode (``--stream``), started by
+:class:`~exporters.rollup.process_writer.ProcessWriter`: frames of prepared rows
+on stdin (``<seq:u64><length:u32>`` + marshal'd ``{table: rows}``), one reply
+per frame on stdout once its transaction committed (``<seq:u64><inserted:i64>
+<duplicates:i64><error length:u32>`` + the error text). Frames that arrive
+while a transaction runs are merged into the next one (group commit). End of
+file: commit what was read, then exit.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import marshal
 import os
+import queue
 import select
+import struct
 import sys
+import threading
 import time
 from typing import IO
 
+from .rows import PreparedRows
 from .spool import closed_segments, commit_segments
 from .writer import RollupWriter
 
-__all__ = ["main", "run"]
+__all__ = ["FRAME", "REPLY", "main", "run", "run_stream"]
+
+FRAME = struct.Struct("<QI")
+REPLY = struct.Struct("<QqqI")
 
 log = logging.getLogger("nexus_otel.committer")
 
@@ -63,6 +80,53 @@ def run(
         writer.close()
 
 
+def run_stream(*, writer: RollupWriter, source: IO[bytes], sink: IO[bytes], batch_size: int) -> int:
+    """Commit the frames read from ``source``, replying on ``sink``, until end of file."""
+    frames: queue.Queue[tuple[int, PreparedRows] | None] = queue.Queue()
+    reader = threading.Thread(target=_read_frames, args=(source, frames), name="nexus-frames", daemon=True)
+    reader.start()
+    done = False
+    while not done:
+        first = frames.get()
+        if first is None:
+            break
+        batch, size = [first], len(first[1])
+        while size < batch_size:
+            try:
+                item = frames.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                done = True
+                break
+            batch.append(item)
+            size += len(item[1])
+        results = writer.write_batches([rows for _, rows in batch])
+        for (seq, _), result in zip(batch, results, strict=True):
+            if isinstance(result, Exception):
+                text = f"{type(result).__name__}: {result}".encode()
+                sink.write(REPLY.pack(seq, 0, 0, len(text)) + text)
+            else:
+                sink.write(REPLY.pack(seq, result.inserted, result.duplicates, 0))
+        sink.flush()
+    return 0
+
+
+def _read_frames(source: IO[bytes], frames: queue.Queue[tuple[int, PreparedRows] | None]) -> None:
+    try:
+        while True:
+            header = source.read(FRAME.size)
+            if len(header) < FRAME.size:
+                return
+            seq, length = FRAME.unpack(header)
+            payload = source.read(length)
+            if len(payload) < length:
+                return  # the collector died mid-frame: it was never acknowledged
+            frames.put((seq, PreparedRows(marshal.loads(payload))))
+    finally:
+        frames.put(None)
+
+
 def _wait(control: IO[bytes], timeout_s: float) -> bytes | None:
     """What the collector wrote (b"" at end of file), or None after ``timeout_s`` of silence."""
     readable, _, _ = select.select([control], [], [], timeout_s)
@@ -74,7 +138,9 @@ def _wait(control: IO[bytes], timeout_s: float) -> bytes | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m exporters.rollup.committer")
     parser.add_argument("--rollup", required=True)
-    parser.add_argument("--spool", required=True)
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--spool", help="commit closed segments of this spool directory")
+    mode.add_argument("--stream", action="store_true", help="commit frames from stdin, reply on stdout")
     parser.add_argument("--batch-size", type=int, default=20_000)
     parser.add_argument("--poll-s", type=float, default=0.25)
     parser.add_argument("--retention-days", default="none")
@@ -82,12 +148,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    retention_days = None if args.retention_days == "none" else float(args.retention_days)
+    if args.stream:
+        writer = RollupWriter(
+            args.rollup,
+            retention_days=retention_days,
+            synchronous=args.synchronous,
+            batch_size=args.batch_size,
+        )
+        try:
+            return run_stream(
+                writer=writer, source=sys.stdin.buffer, sink=sys.stdout.buffer, batch_size=args.batch_size
+            )
+        finally:
+            writer.close()
     return run(
         rollup=args.rollup,
         spool_dir=args.spool,
         batch_size=args.batch_size,
         poll_s=args.poll_s,
-        retention_days=None if args.retention_days == "none" else float(args.retention_days),
+        retention_days=retention_days,
         synchronous=args.synchronous,
         control=sys.stdin.buffer,
     )

@@ -133,6 +133,27 @@ class RollupWriter:
         assert ticket.result is not None
         return ticket.result
 
+    def write_batches(self, batches: Sequence[PreparedRows]) -> list[WriteResult | Exception]:
+        """Commit several batches together (merged as far as ``batch_size`` allows); a result or error each.
+
+        A merged transaction that fails is retried batch by batch, as for concurrent ``write`` calls.
+        """
+        tickets = [_Ticket(rows) for rows in batches]
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the rollup writer is closed")
+            self._queue.extend(t for t in tickets if t.size)
+            while not all(t.done for t in tickets if t.size):
+                if self._committing:
+                    self._cond.wait()
+                    continue
+                self._lead_one_commit()
+        out: list[WriteResult | Exception] = []
+        for ticket in tickets:
+            error = ticket.error  # _commit stores only Exceptions
+            out.append(error if isinstance(error, Exception) else (ticket.result or WriteResult(0, 0)))
+        return out
+
     def prune(self, *, now: float | None = None) -> dict[str, int]:
         """Delete raw events past ``retention_days`` now; rows deleted per table."""
         if self.retention_days is None:

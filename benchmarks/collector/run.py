@@ -130,6 +130,23 @@ class Collector:
                 return int(line.split()[1]) / 1024
         raise RuntimeError("no VmRSS")
 
+    def children(self) -> list[int]:
+        """Pids of the collector's child processes (its rollup committer)."""
+        path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+    def committer_rss_mb(self) -> float:
+        total = 0.0
+        for pid in self.children():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        return total
+
+    def cpu_s(self) -> dict[str, float]:
+        """CPU seconds (user + system) so far of the collector and of its committer process(es)."""
+        return {"collector": _cpu_s(self.pid), "committer": sum(_cpu_s(pid) for pid in self.children())}
+
     def get(self, path: str) -> tuple[float, bytes]:
         started = time.perf_counter()
         with urllib.request.urlopen(f"{self.url}{path}", timeout=300) as resp:
@@ -153,6 +170,14 @@ class Collector:
                 self.process.kill()
                 self.process.wait(timeout=10)
         return self.process.returncode
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- 1. end to end --------------------------------------------------------------------------
@@ -335,11 +360,14 @@ def end_to_end(
         ]
         for s in senders:
             s.start()
+        cpu_before = collector.cpu_s()
         parts = [r for _ in senders for r in queue.get(timeout=duration_s + 300)]
+        cpu_after, cpu_window = collector.cpu_s(), time.monotonic() - start_at
         for s in senders:
             s.join(timeout=30)
         elapsed = max(r["last_ack"] for r in parts) - start_at
         rss_mb = collector.rss_mb()
+        committer_rss_mb = collector.committer_rss_mb()
         _, metrics_body = collector.get("/metrics")
     finally:
         stopped_at = time.monotonic()
@@ -369,12 +397,17 @@ def end_to_end(
         "agg_day_requests": day,
         "rows_match": raw == acked == agg == day,
         "collector_rss_mb": round(rss_mb, 1),
+        "committer_rss_mb": round(committer_rss_mb, 1),
+        # cores used during the traffic window (the machine is shared: what each process got)
+        "collector_cores": round((cpu_after["collector"] - cpu_before["collector"]) / cpu_window, 2),
+        "committer_cores": round((cpu_after["committer"] - cpu_before["committer"]) / cpu_window, 2),
         "graceful_stop_s": round(stop_s, 2),
         "exit_code": code,
         **commit_hist,
     }
     log(
         f"end to end ({mode}): {result['events_per_s']:,} events/s, {acked:,} acknowledged, "
+        f"cores {result['collector_cores']} + committer {result['committer_cores']}, "
         f"{raw:,} committed, match={result['rows_match']}"
     )
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -706,6 +739,7 @@ def rss_benchmark(workdir: Path, sizes: Sequence[int], *, repeats: int) -> dict[
             rss = collector.rss_mb()
             rows.append(
                 {
+                    "committer_rss_mb": round(collector.committer_rss_mb(), 1),
                     "series": size,
                     "series_in_exposition": found,
                     "rss_mb": round(rss, 1),
@@ -738,7 +772,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| end to end, OTLP logs ({EVENTS_PER_REQUEST}/request, {e['senders']} senders) → committed rollup "
             f"(`{e['mode']}`) | {e['events_per_s']:,} events/s; p50 {e['request_latency_p50_ms']} ms/request; "
-            f"rows match: {e['rows_match']} | — | — | ≥ {target:,}/s: {_yes(e['events_per_s'] >= target)} |"
+            f"rows match: {e['rows_match']}; cores used: collector {e['collector_cores']}, committer "
+            f"{e['committer_cores']} | — | — | ≥ {target:,}/s: {_yes(e['events_per_s'] >= target)} |"
         )
     path = results.get("request_path")
     if path:
@@ -774,8 +809,9 @@ def markdown(results: dict[str, Any]) -> str:
             limit = TARGETS["rss_mb_at_100k_max"]
             target = f"< {limit} MB: {_yes(row['rss_mb'] < limit)}" if row["series"] >= 100_000 else "—"
             lines.append(
-                f"| collector RSS at {row['series']:,} series (idle {rss['idle_rss_mb']} MB) | {row['rss_mb']} MB; "
-                f"`GET /metrics` {row['scrape_ms']} ms | — | — | {target} |"
+                f"| collector RSS at {row['series']:,} series (idle {rss['idle_rss_mb']} MB) | {row['rss_mb']} MB "
+                f"(+ committer process {row['committer_rss_mb']} MB); `GET /metrics` {row['scrape_ms']} ms | — | — | "
+                f"{target} |"
             )
     lines.append("")
     lines.append("Targets: " + ", ".join(f"{k}: {_yes(v)}" for k, v in summary.items()))

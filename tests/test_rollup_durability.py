@@ -184,9 +184,34 @@ def test_a_process_writer_survives_its_committer_dying(tmp_path):
         process = writer._committer.process
         process.kill()
         process.wait()
-        assert not writer.ready()
         assert writer.write(batch(1)).inserted == PER_BATCH  # a new committer took over
-        assert writer.ready()
+        assert writer._committer.process.pid != process.pid
         _check(tmp_path / "r.db", {0, 1})
+        writer._committer.process.kill()
+        writer._committer.process.wait()
+        assert writer.ready()  # a readiness probe replaces it too, so traffic can come back
+        assert writer.write(batch(2)).inserted == PER_BATCH
+        _check(tmp_path / "r.db", {0, 1, 2})
+    finally:
+        writer.close()
+
+
+def test_a_spool_committer_that_dies_is_replaced(tmp_path):
+    writer = SpooledWriter(
+        RollupWriter(tmp_path / "r.db", retention_days=None), tmp_path / "spool", flush_interval_s=0.05
+    )
+    try:
+        first = writer._committer
+        first.kill()
+        first.wait()
+        deadline = time.monotonic() + 60
+        while not writer.ready():  # the rotation thread starts a new committer
+            assert time.monotonic() < deadline, "no new committer"
+            time.sleep(0.05)
+        assert writer._committer.pid != first.pid
+        writer.write(batch(0))
+        writer.flush()
+        assert writer.ready()  # the new committer, not a fallback here, committed
+        _check(tmp_path / "r.db", {0})
     finally:
         writer.close()

@@ -87,9 +87,7 @@ class ProcessWriter:
             if self._closed:
                 raise RuntimeError("the rollup writer is closed")
             if self._committer.process.poll() is not None:
-                code = self._committer.process.returncode
-                log.warning("the rollup committer exited (%s); starting a new one", code)
-                self._committer = self._start()
+                self._restart()
             committer = self._committer
             self._seq += 1
             committer.pending[self._seq] = reply
@@ -108,7 +106,13 @@ class ProcessWriter:
         return reply.result
 
     def ready(self) -> bool:
-        return not self._closed and self._committer.process.poll() is None
+        """True while a committer runs; a dead one is replaced here too, not only by the next write."""
+        with self._lock:
+            if self._closed:
+                return False
+            if self._committer.process.poll() is not None:
+                self._restart()
+            return self._committer.process.poll() is None
 
     def close(self) -> None:
         """Let the committer commit what it was sent, then stop it. Idempotent."""
@@ -128,6 +132,13 @@ class ProcessWriter:
             process.wait()
         if committer.reader is not None:
             committer.reader.join()
+
+    def _restart(self) -> None:
+        """With ``_lock`` held: replace the dead committer."""
+        log.warning(
+            "the rollup committer exited (%s); starting a new one", self._committer.process.returncode
+        )
+        self._committer = self._start()
 
     def _start(self) -> _Committer:
         env = dict(os.environ)

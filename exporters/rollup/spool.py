@@ -253,12 +253,19 @@ class SpooledWriter:
                 self._rotate()
         return SpoolResult(size)
 
-    def flush(self) -> None:
-        """Wait until what is spooled now is committed (commits it here if the committer is gone)."""
+    def flush(self, *, timeout_s: float = 60.0) -> None:
+        """Wait until what is spooled now is committed (commits it here if the committer is gone).
+
+        ``TimeoutError`` if the committer has not committed it within ``timeout_s``
+        (e.g. the rollup refuses writes; the spool keeps the events).
+        """
         with self._lock:
             self._rotate()
             pending = self.spool.segments()
+        deadline = time.monotonic() + timeout_s
         while pending and self._committer.poll() is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(pending)} spool segments not committed after {timeout_s:.0f} s")
             time.sleep(0.005)
             pending = [p for p in pending if p.exists()]
         if pending:
@@ -299,8 +306,16 @@ class SpooledWriter:
     def _rotate_periodically(self) -> None:
         while not self._stop.wait(self.flush_interval_s):
             with self._lock:
-                if not self._closed:
-                    self._rotate()
+                if self._closed:
+                    continue
+                self._rotate()
+                if self._committer.poll() is not None:  # acknowledged events must not wait for a restart
+                    log.warning(
+                        "the spool committer exited with %s; starting a new one", self._committer.returncode
+                    )
+                    self._committer = _start_committer(
+                        self.writer, self.spool.directory, self.batch_size, self.flush_interval_s
+                    )
 
 
 def _start_committer(

@@ -175,24 +175,63 @@ def test_the_committer_process_commits_while_the_collector_keeps_spooling(tmp_pa
         writer.close()
 
 
+def _kill_and_reap(pid: int) -> None:
+    """SIGKILL ``pid`` and wait until it is dead (a zombie for its parent, the writer, to reap, or gone)."""
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return
+        if state in ("Z", "X"):
+            return
+        assert time.monotonic() < deadline, f"committer {pid} did not die"
+        time.sleep(0.02)
+
+
+def _write_as_a_sender_would(writer: ProcessWriter, events: list) -> int:
+    """Write, retrying once after a failure like an OTLP sender after a 503; rows newly inserted."""
+    try:
+        return writer.write(events).inserted
+    except RuntimeError:
+        return writer.write(events).inserted
+
+
 def test_a_process_writer_survives_its_committer_dying(tmp_path):
     writer = ProcessWriter(tmp_path / "r.db", retention_days=None)
     try:
         assert writer.write(batch(0)).inserted == PER_BATCH
         assert writer.write(batch(0)).duplicates == PER_BATCH  # re-delivery
         _check(tmp_path / "r.db", {0})  # committed when write returned
-        process = writer._committer.process
-        process.kill()
-        process.wait()
-        assert writer.write(batch(1)).inserted == PER_BATCH  # a new committer took over
-        assert writer._committer.process.pid != process.pid
+        first = writer.committer_pid
+        _kill_and_reap(first)
+        # a write racing the death may fail (the sender gets a 503 and retries); the retry lands
+        assert _write_as_a_sender_would(writer, batch(1)) == PER_BATCH  # a new committer took over
+        assert writer.committer_pid != first
         _check(tmp_path / "r.db", {0, 1})
-        writer._committer.process.kill()
-        writer._committer.process.wait()
+        _kill_and_reap(writer.committer_pid)
         assert writer.ready()  # a readiness probe replaces it too, so traffic can come back
-        assert writer.write(batch(2)).inserted == PER_BATCH
+        assert _write_as_a_sender_would(writer, batch(2)) == PER_BATCH
         _check(tmp_path / "r.db", {0, 1, 2})
     finally:
+        writer.close()
+
+
+def test_a_stuck_committer_fails_the_write_and_the_retry_counts_once(tmp_path):
+    writer = ProcessWriter(tmp_path / "r.db", retention_days=None, commit_timeout_s=1.0)
+    pid = writer.committer_pid
+    try:
+        os.kill(pid, signal.SIGSTOP)  # alive but not answering, like a committer stuck on its disk
+        with pytest.raises(RuntimeError, match="did not confirm the commit within 1 s"):
+            writer.write(batch(0))
+        os.kill(pid, signal.SIGCONT)
+        result = writer.write(batch(0))  # the sender's retry, after the first copy was committed late
+        assert result.inserted + result.duplicates == PER_BATCH
+        assert writer.committer_pid == pid  # not restarted: it was alive all along
+        _check(tmp_path / "r.db", {0})
+    finally:
+        os.kill(pid, signal.SIGCONT)
         writer.close()
 
 
@@ -201,14 +240,12 @@ def test_a_spool_committer_that_dies_is_replaced(tmp_path):
         RollupWriter(tmp_path / "r.db", retention_days=None), tmp_path / "spool", flush_interval_s=0.05
     )
     try:
-        first = writer._committer
-        first.kill()
-        first.wait()
+        first = writer.committer_pid
+        _kill_and_reap(first)
         deadline = time.monotonic() + 60
-        while not writer.ready():  # the rotation thread starts a new committer
+        while writer.committer_pid == first or not writer.ready():  # the rotation thread starts a new one
             assert time.monotonic() < deadline, "no new committer"
             time.sleep(0.05)
-        assert writer._committer.pid != first.pid
         writer.write(batch(0))
         writer.flush()
         assert writer.ready()  # the new committer, not a fallback here, committed

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 _MARSHAL_VERSION = 4
 _CLOSE_TIMEOUT_S = 600.0
+# A committer that is alive but never replies (a stuck disk, a lock held by another writer)
+# must not hold the sender's request forever: it gets a 503 and retries, idempotently.
+_COMMIT_TIMEOUT_S = 300.0
 
 
 @dataclass(slots=True)
@@ -64,8 +67,12 @@ class ProcessWriter:
         retention_days: float | None = 90.0,
         batch_size: int = 20_000,
         synchronous: Synchronous = "FULL",
+        commit_timeout_s: float = _COMMIT_TIMEOUT_S,
     ) -> None:
+        if commit_timeout_s <= 0:
+            raise ValueError(f"commit_timeout_s must be positive, got {commit_timeout_s!r}")
         self.path = os.fspath(path)
+        self.commit_timeout_s = commit_timeout_s
         self.retention_days = retention_days
         self.batch_size = batch_size
         self.synchronous = synchronous
@@ -90,20 +97,31 @@ class ProcessWriter:
                 self._restart()
             committer = self._committer
             self._seq += 1
-            committer.pending[self._seq] = reply
+            seq = self._seq
+            committer.pending[seq] = reply
             try:
                 stdin = committer.process.stdin
                 assert stdin is not None
-                stdin.write(FRAME.pack(self._seq, len(payload)) + payload)
+                stdin.write(FRAME.pack(seq, len(payload)) + payload)
                 stdin.flush()
             except OSError as exc:
-                committer.pending.pop(self._seq, None)
+                committer.pending.pop(seq, None)
                 raise RuntimeError(f"the rollup committer is gone: {exc}") from exc
-        reply.done.wait()
+        if not reply.done.wait(self.commit_timeout_s):
+            with self._lock:
+                committer.pending.pop(seq, None)
+            raise RuntimeError(
+                f"the rollup committer did not confirm the commit within {self.commit_timeout_s:g} s"
+            )
         if reply.error is not None:
             raise RuntimeError(f"rollup commit failed: {reply.error}")
         assert reply.result is not None
         return reply.result
+
+    @property
+    def committer_pid(self) -> int:
+        """Process id of the current committer (it changes when a dead one is replaced)."""
+        return self._committer.process.pid
 
     def ready(self) -> bool:
         """True while a committer runs; a dead one is replaced here too, not only by the next write."""

@@ -271,6 +271,11 @@ class SpooledWriter:
         if pending:
             self._replay()
 
+    @property
+    def committer_pid(self) -> int:
+        """Process id of the current spool committer (it changes when a dead one is replaced)."""
+        return self._committer.pid
+
     def ready(self) -> bool:
         return not self._closed and self._committer.poll() is None and self.writer.ready()
 

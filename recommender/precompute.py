@@ -105,6 +105,7 @@ class Precomputer:
         self.interval_s = interval_s
         self.passes = 0  # completed passes
         self.last_pass_s: float | None = None  # how long the last completed pass took
+        self.last_jobs: list[tuple[str, str, str, float]] = []  # (endpoint, scope, period, seconds)
         self._answers: dict[Hashable, Precomputed] = {}
         self._lock = threading.Lock()
         self._pass_lock = threading.Lock()  # one pass at a time, whoever runs it
@@ -136,17 +137,21 @@ class Precomputer:
             self._seen_version = self._version()
             self._busy_conn = self.rollup.connection()
             stored = 0
+            timings = []
             try:
                 for name, who, period in self.jobs():
                     if self._stop.is_set():
                         break
+                    began = time.monotonic()
                     if self._compute(name, who, period):
                         stored += 1
+                    timings.append((name, who.scope, period, time.monotonic() - began))
             finally:
                 self._busy_conn = None
             if not self._stop.is_set():
                 self.passes += 1
                 self.last_pass_s = time.monotonic() - started
+                self.last_jobs = timings
             return stored
 
     def _compute(self, name: str, who: Principal, period: str) -> bool:

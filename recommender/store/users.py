@@ -223,11 +223,22 @@ class ActivitySource:
                         users[r[4]].add(r[1])
                 return {feature: len(who) for feature, who in users.items()}
         if self.use_user_day:
-            where, params = self._user_day_where(a, b, alias="d")
+            # days strictly inside the window need no first/last check, so they are read from
+            # user_day_features' own (day, user, feature) key alone; only the two edge days join user_day
+            first_day, last_day = day_of(a), day_of(b - 1e-6)
+            user = self.filters.get("user_id")
+            only = " AND user_id = ?" if user else ""
+            edge_only = " AND d.user_id = ?" if user else ""
             sql = (
-                "SELECT f.feature, COUNT(DISTINCT f.user_id) FROM user_day_features f "
-                f"JOIN user_day d ON d.day = f.day AND d.user_id = f.user_id WHERE {where} GROUP BY f.feature"
+                "SELECT feature, COUNT(DISTINCT user_id) FROM ("
+                f"SELECT feature, user_id FROM user_day_features WHERE day > ? AND day < ?{only} UNION ALL "
+                "SELECT f.feature, f.user_id FROM user_day d "
+                "JOIN user_day_features f ON f.day = d.day AND f.user_id = d.user_id "
+                f"WHERE d.day IN (?, ?) AND d.last_seen >= ? AND d.first_seen < ?{edge_only}"
+                ") GROUP BY feature"
             )
+            params = [first_day, last_day, *([user] if user else []), first_day, last_day, a, b]
+            params += [user] if user else []
         else:
             inner, params = self._raw(a, b, "feature, user_id")
             sql = (

@@ -11,6 +11,7 @@ range's end. Retention weeks start on Monday 00:00 UTC.
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections import defaultdict
 from dataclasses import dataclass
@@ -57,7 +58,8 @@ class _Loaded:
     start: float
     end: float
     edges: frozenset[float]  # raw rows answer exactly only windows whose ends are among these
-    rows: list[ActivityRow]
+    rows: list[ActivityRow]  # in day order
+    days: list[str]  # rows' days, for bisecting a window's days out of the rows
 
 
 class ActivitySource:
@@ -109,13 +111,14 @@ class ActivitySource:
         ends on ``a``, ``b`` or an edge; other windows read the table again.
         """
         if b <= a:
-            self._loaded = _Loaded(a, b, frozenset(), [])
+            self._loaded = _Loaded(a, b, frozenset(), [], [])
             return
         cuts = sorted({e for e in edges if a < e < b})
         if self.use_user_day:
             where, params = self._user_day_where(a, b)
             cursor = self.rollup.execute(
-                f"SELECT day, user_id, first_seen, last_seen, NULL FROM user_day WHERE {where}", params
+                f"SELECT day, user_id, first_seen, last_seen, NULL FROM user_day WHERE {where} ORDER BY day",
+                params,
             )
             rows: list[ActivityRow] = cursor.fetchall()
         else:
@@ -124,24 +127,28 @@ class ActivitySource:
             inner, params = self._raw(a, b, "ts, user_id, feature")
             cursor = self.rollup.execute(
                 f"SELECT CAST(ts / {DAY} AS INTEGER) AS d, user_id, MIN(ts), MAX(ts), feature "
-                f"FROM ({inner}) GROUP BY d, user_id, feature{stretch}",
+                f"FROM ({inner}) GROUP BY d, user_id, feature{stretch} ORDER BY d",
                 params,
             )
             rows = [(_day_name(d), user, lo, hi, feature) for d, user, lo, hi, feature in cursor]
-        self._loaded = _Loaded(a, b, frozenset((a, b, *cuts)), rows)
+        self._loaded = _Loaded(a, b, frozenset((a, b, *cuts)), rows, [r[0] for r in rows])
 
     def _window(self, a: float, b: float) -> list[ActivityRow] | None:
         """The loaded rows with activity in ``[a, b)``, or None when the loaded rows cannot say exactly."""
         got = self._loaded
         if got is None or a < got.start or b > got.end:
             return None
-        if self.use_user_day:
-            first_day, last_day = day_of(a), day_of(b - 1e-6)
-            return [r for r in got.rows if first_day <= r[0] <= last_day and r[3] >= a and r[2] < b]
-        if a not in got.edges or b not in got.edges:
+        if not self.use_user_day and (a not in got.edges or b not in got.edges):
             return None
-        # a raw row lies inside one stretch between edges, so it is wholly in or out
-        return [r for r in got.rows if r[2] >= a and r[3] < b]
+        first_day, last_day = day_of(a), day_of(b - 1e-6)
+        rows = got.rows[bisect.bisect_left(got.days, first_day) : bisect.bisect_right(got.days, last_day)]
+        # a row of a day strictly inside the window is in it: only the two edge days need checking
+        # (user_day: the day's first and last events bracket the window's edge; raw: a row lies inside
+        # one stretch between edges, so it is wholly in or out)
+        edge = (first_day, last_day)
+        if self.use_user_day:
+            return [r for r in rows if r[0] not in edge or (r[3] >= a and r[2] < b)]
+        return [r for r in rows if r[0] not in edge or (r[2] >= a and r[3] < b)]
 
     def count(self, a: float, b: float) -> int:
         """Distinct users active in ``[a, b)``."""
@@ -177,6 +184,8 @@ class ActivitySource:
     def user_days(self, a: float, b: float) -> list[tuple[str, str]]:
         """Distinct (UTC day, user) pairs with activity in ``[a, b)``."""
         rows = self._window(a, b)
+        if rows is not None and self.use_user_day:
+            return [(r[0], r[1]) for r in rows]  # user_day's key: already distinct
         if rows is not None:
             return list({(r[0], r[1]) for r in rows})
         if self.use_user_day:

@@ -106,8 +106,8 @@ class ActivitySource:
 
         From ``user_day`` any window inside ``[a, b)`` is exact (a row is in a
         window when its first and last events bracket it, as in the window's own
-        statement). Raw events are grouped per day, user, feature and the stretch
-        between consecutive ``edges``, so a window is exact when it starts and
+        statement). Raw events are reduced to distinct (day, user, feature, stretch
+        between consecutive ``edges``), so a window is exact when it starts and
         ends on ``a``, ``b`` or an edge; other windows read the table again.
         """
         if b <= a:
@@ -122,15 +122,26 @@ class ActivitySource:
             )
             rows: list[ActivityRow] = cursor.fetchall()
         else:
-            # an integer constant in GROUP BY would name a column: leave the term out without cuts
-            stretch = "".join(f", (ts >= {float(c)!r})" for c in cuts)
+            # DISTINCT, not GROUP BY: SQLite de-duplicates DISTINCT rows as they come (memory grows with
+            # the ~100k distinct rows) but sorts every input row for a GROUP BY (millions: 3x slower)
+            stretch = " + ".join(f"(ts >= {float(c)!r})" for c in cuts) or "0"
             inner, params = self._raw(a, b, "ts, user_id, feature")
             cursor = self.rollup.execute(
-                f"SELECT CAST(ts / {DAY} AS INTEGER) AS d, user_id, MIN(ts), MAX(ts), feature "
-                f"FROM ({inner}) GROUP BY d, user_id, feature{stretch} ORDER BY d",
+                f"SELECT DISTINCT CAST(ts / {DAY} AS INTEGER) AS d, user_id, feature, {stretch} AS k "
+                f"FROM ({inner})",
                 params,
             )
-            rows = [(_day_name(d), user, lo, hi, feature) for d, user, lo, hi, feature in cursor]
+            starts = [a, *cuts]
+            # a row stands for events of one day inside one stretch [starts[k], next edge): its time is
+            # where that stretch and day overlap, which is on the same side of every edge as the events
+            rows = sorted(
+                (
+                    (_day_name(d), user, t, t, feature)
+                    for d, user, feature, k in cursor
+                    for t in (max(starts[k], d * DAY),)
+                ),
+                key=lambda r: r[0],
+            )
         self._loaded = _Loaded(a, b, frozenset((a, b, *cuts)), rows, [r[0] for r in rows])
 
     def _window(self, a: float, b: float) -> list[ActivityRow] | None:

@@ -172,8 +172,9 @@ class Precomputer:
             self._answers[cache_key(name, who, query)] = entry
         return True
 
-    def _due(self, since_pass: float) -> bool:
-        if since_pass >= _IDLE_PASSES * self.interval_s:
+    def due(self, since_pass_s: float) -> bool:
+        """Whether a pass should run now: the rollup changed since the last pass began, or it is idle-old."""
+        if since_pass_s >= _IDLE_PASSES * self.interval_s:
             return True
         try:
             return self._version() != self._seen_version
@@ -183,7 +184,7 @@ class Precomputer:
     def _loop(self) -> None:
         last_end = None
         while not self._stop.is_set():
-            if last_end is None or self._due(time.monotonic() - last_end):
+            if last_end is None or self.due(time.monotonic() - last_end):
                 try:
                     self.run_pass()
                 except Exception:  # keep the thread alive: the next interval tries again

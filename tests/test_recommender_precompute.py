@@ -108,6 +108,22 @@ def test_a_pass_after_new_rows_serves_them(tmp_path):
     assert after["data"] == computed["data"]
 
 
+def test_a_pass_is_due_when_the_rollup_changed_or_after_ten_idle_intervals(tmp_path):
+    rollup = tmp_path / "rollup.db"
+    record(rollup, start=T0, days=2, calls_per_day=3)
+    precomputer = create_app(app_settings(rollup, precompute_interval_s=0)).extensions["nexus_precompute"]
+    precomputer.interval_s = 60.0  # the thread is off; only the rule is asked here
+    with SimulatedClock(start=T0 + 2 * DAY):
+        precomputer.run_pass()
+    assert not precomputer.due(0.0)  # nothing changed
+    assert precomputer.due(600.0)  # relative periods slide: redo after ten intervals anyway
+    record(rollup, start=T0 + 2 * DAY, days=1, calls_per_day=1)
+    assert precomputer.due(0.0)  # another connection committed rows
+    with SimulatedClock(start=T0 + 3 * DAY):
+        precomputer.run_pass()
+    assert not precomputer.due(0.0)
+
+
 def test_the_thread_keeps_answers_fresh_and_stops(tmp_path):
     # real time: the thread's passes read the real clock, so the calls are recorded in the last hours
     rollup = tmp_path / "rollup.db"

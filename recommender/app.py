@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from .cache import ResultCache
 from .config import load_settings
 from .errors import ApiError
 from .metrics import InsightsCollector
+from .precompute import Precomputer
 from .store.reader import Rollup
 
 __all__ = ["create_app"]
@@ -41,8 +43,14 @@ def create_app(
     rollup = Rollup(merged["rollup_path"])
     rollup.ensure_schema()
     app.extensions["nexus_rollup"] = rollup
-    app.extensions["nexus_keys"] = KeyRing(merged["api_keys"])
+    keys = KeyRing(merged["api_keys"])
+    app.extensions["nexus_keys"] = keys
     app.extensions["nexus_cache"] = ResultCache(merged["response_cache_s"])
+    precomputer = Precomputer(rollup, merged, keys.principals(), interval_s=merged["precompute_interval_s"])
+    app.extensions["nexus_precompute"] = precomputer
+    precomputer.start()
+    # the thread is a daemon, but stopping it interrupts its statement instead of dying mid-write to stdout
+    atexit.register(precomputer.stop)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(InsightsCollector(rollup, merged))
     app.extensions["nexus_metrics_registry"] = registry

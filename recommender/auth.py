@@ -126,6 +126,15 @@ class KeyRing:
     def __len__(self) -> int:
         return len(self._by_hash)
 
+    def principals(self, kinds: tuple[str, ...] = ("admin", "team")) -> list[Principal]:
+        """One caller per distinct scope of these kinds (keys of one scope see the same answers)."""
+        out: dict[str, Principal] = {}
+        for key in self._by_hash.values():
+            kind, value = parse_scope(key.scope)
+            if kind in kinds and key.scope not in out:
+                out[key.scope] = Principal(key.name, kind, value)
+        return [out[scope] for scope in sorted(out)]
+
     def authenticate(self, authorization: str | None, x_api_key: str | None = None) -> Principal:
         token = x_api_key
         if authorization:

@@ -10,6 +10,7 @@ for other components)::
       anomaly_interval_s: 900                    # how often detectors re-run
       metrics_cache_s: 60                        # how long /metrics reuses its answer
       response_cache_s: 60                       # how long an insight answer is reused (0: never)
+      precompute_interval_s: 60                  # standard periods kept computed (0: off), see precompute
       api_keys:
         - {name: grafana, hash: "sha256:…", scope: admin}
 
@@ -39,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "anomaly_interval_s": 900.0,
     "metrics_cache_s": 60.0,
     "response_cache_s": 60.0,
+    "precompute_interval_s": 60.0,
     "recommendations_top_n": 10,
     "api_keys": [],
 }
@@ -118,6 +120,7 @@ def load_settings(
     _number(settings, "anomaly_interval_s", minimum=0)
     _number(settings, "metrics_cache_s", minimum=0)
     _number(settings, "response_cache_s", minimum=0)
+    _number(settings, "precompute_interval_s", minimum=0)
     _number(settings, "recommendations_top_n", integer=True, minimum=1)
     keys = settings["api_keys"]
     if not isinstance(keys, (list, tuple)):

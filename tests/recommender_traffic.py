@@ -124,12 +124,13 @@ def app_settings(rollup: Path, **extra: object) -> dict[str, object]:
     from recommender.auth import hash_api_key
 
     keys = [{"name": name, "hash": hash_api_key(key), "scope": scope} for name, (key, scope) in KEYS.items()]
-    # answers are not cached unless a test asks: most tests read right after recording
+    # answers are neither cached nor precomputed unless a test asks: most tests read right after recording
     return {
         "rollup_path": str(rollup),
         "api_keys": keys,
         "anomaly_interval_s": 0,
         "response_cache_s": 0,
+        "precompute_interval_s": 0,
         **extra,
     }
 

@@ -81,6 +81,37 @@ def test_team_filter_counts_only_that_teams_users_and_costs(users_app):
     assert data["business"]["revenue_usd"] == 40.0
 
 
+@pytest.mark.parametrize("period", ["24h", "7d", "30d", "90d"])
+def test_user_metrics_from_raw_events_equal_those_from_user_day(users_app, period):
+    # every call is on gpt-test, so a model filter (answered from the raw events, in one read per
+    # request) must give exactly the unfiltered answer (read from user_day)
+    plain = get(users_app, f"/api/analytics?period={period}")["data"]["metrics"]
+    raw = get(users_app, f"/api/analytics?period={period}&model=gpt-test")["data"]["metrics"]
+    assert raw["users"] == plain["users"]
+    assert plain["users"]["active_users"] > 0
+    # "chat" is touched by calls only (the "export" feature use is no call, so a model filter drops it)
+    chat = [[f for f in m["usage"]["feature_adoption"] if f["feature"] == "chat"] for m in (plain, raw)]
+    assert chat[0] == chat[1]
+    assert chat[0][0]["users"] == plain["users"]["active_users"]
+
+
+def test_team_user_metrics_follow_the_teams_own_activity(users_app):
+    users = get(users_app, "/api/analytics?period=30d&team=support")["data"]["metrics"]["users"]
+    # carol (20, 26, 27), dave (27), erin (3, 15); the 30 days end at 12:01 on day 27
+    assert (users["dau"], users["wau"], users["mau"]) == (2, 2, 3)
+    assert users["daily_active_users"] == [
+        {"day": day, "users": n}
+        for day, n in (
+            ("2026-11-05", 1),
+            ("2026-11-17", 1),
+            ("2026-11-22", 1),
+            ("2026-11-28", 1),
+            ("2026-11-29", 2),
+        )
+    ]
+    assert (users["new_users"], users["churned_users"]) == (3, 0)
+
+
 def test_feature_adoption_and_business_figures(users_app):
     data = get(users_app, "/api/analytics?period=7d")["data"]["metrics"]
     adoption = {f["feature"]: f for f in data["usage"]["feature_adoption"]}

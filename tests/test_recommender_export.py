@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 from click.testing import CliRunner
+from prom_servers import wait_until
 from recommender_traffic import RecordedTraffic, app_settings, auth
 
 from nexus_otel.cli import main
@@ -227,12 +228,22 @@ def test_bad_alert_payloads_get_400_and_store_nothing(tmp_path, mutate, message)
 def test_metrics_exposes_user_gauges_from_the_rollup(client):
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = client.get("/metrics").get_data(as_text=True)
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        text = client.get("/metrics").get_data(as_text=True)
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    # a scrape answers with the previous refresh's gauges; the first waits for its refresh only
+    # so long, which a loaded machine can exceed: scrape until a refresh has landed
+    samples = wait_until(
+        lambda: (got := scrape()) and ("nexus_insights_active_users", (("window", "mau"),)) in got and got,
+        timeout_s=120,
+        what="the insight gauges",
+        interval_s=0.5,
+    )
     assert samples[("nexus_insights_active_users", (("window", "mau"),))] == len(HOSTILE)
     assert samples[("nexus_insights_feature_adoption_ratio", (("feature", "chat"),))] == 1.0
     assert ("nexus_recommendations_monthly_savings_usd", ()) in samples

@@ -30,7 +30,12 @@ def _change(now: float, before: float) -> float | None:
 
 
 def usage_metrics(
-    rollup: Rollup, query: Query, active_users: int, cube: list[dict[str, Any]] | None = None
+    rollup: Rollup,
+    query: Query,
+    active_users: int,
+    cube: list[dict[str, Any]] | None = None,
+    *,
+    source: ActivitySource | None = None,
 ) -> dict[str, Any]:
     hourly = series(rollup, query, step=3600, sums=("requests",))
     by_hour: dict[int, int] = defaultdict(int)
@@ -38,7 +43,7 @@ def usage_metrics(
         by_hour[datetime.fromtimestamp(row["t"], timezone.utc).hour] += int(row["requests"])
     requests = sum(by_hour.values())
     peak = sorted(by_hour.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
-    src = ActivitySource(rollup, query)
+    src = ActivitySource(rollup, query) if source is None else source
     feature_users = src.feature_users(query.range.start, query.range.end)
     sql, params, _ = events.where("feature_uses", query)
     uses = dict(
@@ -190,7 +195,9 @@ def analytics_report(rollup: Rollup, query: Query) -> dict[str, Any]:
     cube = cost_cube(rollup, query)
     overall = derived((regroup(by_model, ()) or [{}])[0])
     before = derived(total(rollup, query.with_range(query.range.previous())))
-    users = user_metrics(rollup, query)
+    # the user metrics and feature adoption share one read of the range's activity
+    activity = ActivitySource(rollup, query)
+    users = user_metrics(rollup, query, source=activity)
     breakdown = cost_breakdown(rollup, query, cube)
     router = router_savings(rollup, query, cube)
     perf = {
@@ -215,7 +222,7 @@ def analytics_report(rollup: Rollup, query: Query) -> dict[str, Any]:
     ]
     metrics: dict[str, Any] = {
         "users": users,
-        "usage": usage_metrics(rollup, query, users["active_users"], cube),
+        "usage": usage_metrics(rollup, query, users["active_users"], cube, source=activity),
         "costs": {
             "total_usd": overall["cost_usd"],
             "unpriced_requests": overall["unpriced_requests"],

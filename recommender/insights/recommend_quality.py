@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -48,9 +49,10 @@ __all__ = [
     "MIN_FEEDBACK",
     "QUALITY_TOLERANCE",
     "SHORT_PROMPT_TOKENS",
+    "CallFacts",
+    "call_facts",
     "calls_where",
     "cheaper_model",
-    "feedback_on_calls",
     "price_table",
     "prompt_caching",
 ]
@@ -106,36 +108,109 @@ def calls_where(query: Query) -> tuple[str, list[object]]:
     return sql, params
 
 
-def feedback_on_calls(rollup: Rollup, query: Query, cond: str, keys: str) -> list[Row]:
-    """Feedback count and mean score on the query's calls matching ``cond``, grouped by ``keys``."""
+@dataclass(frozen=True, slots=True)
+class CallFacts:
+    """What the cheaper-model and router checks read from the raw calls, from one scan of each kind.
+
+    ``short_usage`` / ``short_feedback``: unrouted calls with <= :data:`SHORT_PROMPT_TOKENS`
+    input tokens per (feature, model, provider); ``unrouted_calls`` / ``unrouted_feedback``:
+    all unrouted calls per (feature, model); ``routed_usage`` / ``routed_feedback``: routed
+    calls with a confidence per (feature, routed_from, router_confidence). Only calls with a
+    feature count.
+    """
+
+    short_usage: list[Row]
+    short_feedback: list[Row]
+    unrouted_calls: dict[tuple[str, str], int]
+    unrouted_feedback: dict[tuple[str, str], Row]
+    routed_usage: list[Row]
+    routed_feedback: list[Row]
+
+
+# Feedback: one group per (feature, model, provider, short or not) of unrouted calls and per
+# (feature, baseline model, confidence) of routed ones; the columns that do not apply to a side are NULL.
+_FACT_KEYS = (
+    "c.routed AS routed, c.feature AS feature, "
+    "CASE WHEN c.routed = 0 THEN c.model END AS model, "
+    "CASE WHEN c.routed = 0 THEN c.provider END AS provider, "
+    f"CASE WHEN c.routed = 0 THEN c.input_tokens <= {SHORT_PROMPT_TOKENS} END AS short, "
+    "CASE WHEN c.routed = 1 THEN c.routed_from END AS routed_from, "
+    "CASE WHEN c.routed = 1 THEN c.router_confidence END AS router_confidence"
+)
+
+
+def call_facts(rollup: Rollup, query: Query) -> CallFacts:
+    """The sums and feedback of :class:`CallFacts`: three scans of the range instead of six.
+
+    Token and confidence conditions are per call, which the aggregates cannot
+    answer, so these stay on the raw calls; splitting them by kind would read
+    the same millions of rows once per kind.
+    """
     sql, params = calls_where(query)
-    return rollup.rows(
-        f"SELECT {keys}, COUNT(*) AS n, AVG(f.score) AS score FROM feedback f "
-        f"JOIN model_calls c ON c.request_id = f.request_id WHERE {sql} AND {cond} GROUP BY {keys}",
+    scope = f"{sql} AND c.feature IS NOT NULL AND c.routed IN (0, 1)"
+    # usage in two scans: a GROUP BY sorts every row it is fed, and routed calls are grouped per
+    # distinct confidence, so one scan with the wide key of both sides sorts more than two narrow ones
+    unrouted = rollup.rows(
+        f"SELECT c.feature, c.model, c.provider, c.input_tokens <= {SHORT_PROMPT_TOKENS} AS short, "
+        "COUNT(*) AS calls, TOTAL(c.input_tokens) AS input, TOTAL(c.output_tokens) AS output, "
+        "TOTAL(c.cache_read_tokens) AS cache_read, TOTAL(c.cost_usd) AS cost, TOTAL(c.priced) AS priced "
+        f"FROM model_calls c WHERE {sql} AND c.feature IS NOT NULL AND c.routed = 0 GROUP BY 1, 2, 3, 4",
         params,
+    )
+    routed = rollup.rows(
+        "SELECT c.feature, c.routed_from, c.router_confidence, COUNT(*) AS calls, TOTAL(c.cost_usd) AS cost, "
+        f"TOTAL(c.baseline_cost_usd) AS baseline_cost FROM model_calls c WHERE {sql} AND c.routed = 1 "
+        "AND c.router_confidence IS NOT NULL AND c.feature IS NOT NULL "
+        "GROUP BY c.feature, c.routed_from, c.router_confidence",
+        params,
+    )
+    rated = rollup.rows(
+        f"SELECT {_FACT_KEYS}, COUNT(*) AS n, COUNT(f.score) AS scored, TOTAL(f.score) AS score_sum, "
+        "AVG(f.score) AS score FROM feedback f JOIN model_calls c ON c.request_id = f.request_id "
+        f"WHERE {scope} GROUP BY 1, 2, 3, 4, 5, 6, 7",
+        params,
+    )
+    unrouted_calls: dict[tuple[str, str], int] = defaultdict(int)
+    for r in unrouted:
+        unrouted_calls[(r["feature"], r["model"])] += int(r["calls"])
+    # a (feature, model) spans providers and prompt lengths: its mean is the pooled one, as AVG's
+    pooled: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: {"n": 0, "scored": 0, "sum": 0.0})
+    for r in rated:
+        if r["routed"] == 0:
+            acc = pooled[(r["feature"], r["model"])]
+            acc["n"] += r["n"]
+            acc["scored"] += r["scored"]
+            acc["sum"] += r["score_sum"]
+    return CallFacts(
+        short_usage=[r for r in unrouted if r["short"] == 1],
+        short_feedback=[r for r in rated if r["routed"] == 0 and r["short"] == 1],
+        unrouted_calls=dict(unrouted_calls),
+        unrouted_feedback={
+            (feature, model): {
+                "feature": feature,
+                "model": model,
+                "n": int(acc["n"]),
+                "score": acc["sum"] / acc["scored"] if acc["scored"] else None,
+            }
+            for (feature, model), acc in pooled.items()
+        },
+        routed_usage=routed,
+        routed_feedback=[r for r in rated if r["routed"] == 1 and r["router_confidence"] is not None],
     )
 
 
-def cheaper_model(rollup: Rollup, query: Query, table: PriceTable, per_month: float) -> list[dict[str, Any]]:
+def cheaper_model(
+    rollup: Rollup, query: Query, table: PriceTable, per_month: float, *, facts: CallFacts | None = None
+) -> list[dict[str, Any]]:
     """Per feature: a model rated as well as a pricier one on short prompts, priced on the pricier one's
     tokens (the same calls, billed at the cheaper model's rates).
 
     Routed calls are left out: the router picked them for being easy, so their
     ratings flatter the cheap model (the router check looks at them instead).
     """
-    cond = f"c.routed = 0 AND c.feature IS NOT NULL AND c.input_tokens <= {SHORT_PROMPT_TOKENS}"
-    scores = {
-        (r["feature"], r["model"], r["provider"]): r
-        for r in feedback_on_calls(rollup, query, cond, "c.feature, c.model, c.provider")
-    }
-    sql, params = calls_where(query)
-    usage = rollup.rows(
-        "SELECT c.feature, c.model, c.provider, COUNT(*) AS calls, TOTAL(c.input_tokens) AS input, "
-        "TOTAL(c.output_tokens) AS output, TOTAL(c.cache_read_tokens) AS cache_read, "
-        f"TOTAL(c.cost_usd) AS cost, TOTAL(c.priced) AS priced FROM model_calls c WHERE {sql} AND {cond} "
-        "GROUP BY c.feature, c.model, c.provider",
-        params,
-    )
+    facts = call_facts(rollup, query) if facts is None else facts
+    scores = {(r["feature"], r["model"], r["provider"]): r for r in facts.short_feedback}
+    usage = facts.short_usage
     by_feature: dict[str, list[Row]] = defaultdict(list)
     for row in usage:
         rated = scores.get((row["feature"], row["model"], row["provider"]))

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..params import Query
 from ..store.reader import Rollup
-from .recommend_quality import MIN_FEEDBACK, QUALITY_TOLERANCE, calls_where, feedback_on_calls
+from .recommend_quality import MIN_FEEDBACK, QUALITY_TOLERANCE, CallFacts, call_facts
 
 __all__ = ["ROUTER_BAND", "ROUTER_MIN_UNROUTED", "ROUTER_RAISE_DROP", "router_threshold"]
 
@@ -31,7 +31,9 @@ def _band(confidence: float) -> float:
     return round(int(round(confidence / ROUTER_BAND, 9)) * ROUTER_BAND, 6)
 
 
-def router_threshold(rollup: Rollup, query: Query, per_month: float) -> list[dict[str, Any]]:
+def router_threshold(
+    rollup: Rollup, query: Query, per_month: float, *, facts: CallFacts | None = None
+) -> list[dict[str, Any]]:
     """Compare routed calls' ratings by confidence band with the baseline model's own ratings on the feature.
 
     Clearly worse low bands mean the threshold is too low (quality is lost for a
@@ -40,34 +42,11 @@ def router_threshold(rollup: Rollup, query: Query, per_month: float) -> list[dic
     route about as many calls as the lowest band holds now, each saving what
     that band's calls save.
     """
-    routed_fb = feedback_on_calls(
-        rollup,
-        query,
-        "c.routed = 1 AND c.router_confidence IS NOT NULL AND c.feature IS NOT NULL",
-        "c.feature, c.routed_from, c.router_confidence",
-    )
-    base_fb = {
-        (r["feature"], r["model"]): r
-        for r in feedback_on_calls(
-            rollup, query, "c.routed = 0 AND c.feature IS NOT NULL", "c.feature, c.model"
-        )
-    }
-    sql, params = calls_where(query)
-    routed_calls = rollup.rows(
-        "SELECT c.feature, c.routed_from, c.router_confidence, COUNT(*) AS calls, TOTAL(c.cost_usd) AS cost, "
-        f"TOTAL(c.baseline_cost_usd) AS baseline_cost FROM model_calls c WHERE {sql} AND c.routed = 1 "
-        "AND c.router_confidence IS NOT NULL AND c.feature IS NOT NULL "
-        "GROUP BY c.feature, c.routed_from, c.router_confidence",
-        params,
-    )
-    unrouted = {
-        (r["feature"], r["model"]): int(r["calls"])
-        for r in rollup.rows(
-            f"SELECT c.feature, c.model, COUNT(*) AS calls FROM model_calls c WHERE {sql} AND c.routed = 0 "
-            "AND c.feature IS NOT NULL GROUP BY c.feature, c.model",
-            params,
-        )
-    }
+    facts = call_facts(rollup, query) if facts is None else facts
+    routed_fb = facts.routed_feedback
+    base_fb = facts.unrouted_feedback
+    routed_calls = facts.routed_usage
+    unrouted = facts.unrouted_calls
     bands: dict[tuple[str, str], dict[float, dict[str, float]]] = defaultdict(
         lambda: defaultdict(lambda: {"n": 0, "score_sum": 0.0, "calls": 0, "cost": 0.0, "baseline": 0.0})
     )

@@ -39,7 +39,7 @@ from ..store.reader import Rollup
 from ..store.totals import grouped
 from ..store.users import ActivitySource
 from .costs import budget_status
-from .recommend_quality import cheaper_model, price_table, prompt_caching
+from .recommend_quality import call_facts, cheaper_model, price_table, prompt_caching
 from .recommend_router import router_threshold
 
 __all__ = [
@@ -123,9 +123,10 @@ def recommend(
     per_month = 30.0 / max(query.range.days, 1e-9)
     table = price_table(settings)
     found: list[dict[str, Any]] = []
-    found += cheaper_model(rollup, query, table, per_month)
+    facts = call_facts(rollup, query)  # the raw-call scans the cheaper-model and router checks share
+    found += cheaper_model(rollup, query, table, per_month, facts=facts)
     found += prompt_caching(rollup, query, table, per_month)
-    found += router_threshold(rollup, query, per_month)
+    found += router_threshold(rollup, query, per_month, facts=facts)
     found += provider_errors(rollup, query)
     found += low_adoption(rollup, query, per_month)
     now = min(clock.now(), query.range.end)
@@ -244,6 +245,8 @@ def low_adoption(rollup: Rollup, query: Query, per_month: float) -> list[dict[st
     """Features few active users touch: promote them or retire them (and their model spend)."""
     rng = query.range
     src = ActivitySource(rollup, query)
+    if not src.use_user_day:
+        src.load(rng.start, rng.end)  # one raw read answers both the active users and the feature users
     active = src.count(rng.start, rng.end)
     if active < ADOPTION_MIN_USERS:
         return []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
 from typing import Any
 
 from flask import current_app, jsonify, request
@@ -11,6 +11,7 @@ from ..auth import Principal
 from ..cache import ResultCache
 from ..errors import ApiError
 from ..params import Query, iso_utc, parse_query
+from ..precompute import INSIGHTS, cache_key
 from ..store.reader import Rollup
 
 __all__ = ["cached_insight", "envelope", "principal", "rollup", "scoped_query", "settings"]
@@ -50,38 +51,54 @@ def scoped_query(
     return who, who.restrict(parse_query(flat, default_period=default_period, extra=extra))
 
 
-def cached_insight(
-    name: str, compute: Callable[[Principal, Query], dict[str, Any]], *, default_period: str
-) -> Any:
-    """Validate and scope the request, then answer from the result cache (see :mod:`recommender.cache`).
+def cached_insight(name: str) -> Any:
+    """Validate and scope the request, then answer it precomputed or from the result cache.
 
-    The cache key is the key's scope, the period as asked and the filters; a relative
-    period is re-resolved whenever the entry is recomputed, and the response's
-    ``query`` and ``cache`` say which range the answer covers and how old it is.
+    A standard period of a precomputed scope with no other filter is answered
+    from :mod:`recommender.precompute`; anything else from the result cache
+    (see :mod:`recommender.cache`), keyed by the key's scope, the period as
+    asked and the filters. A relative period is re-resolved whenever the entry
+    is recomputed, and the response's ``query`` and ``cache`` say which range
+    the answer covers and how old it is.
     """
     who = principal()
     flat = _flat(request.args)
+    insight = INSIGHTS[name]
+    store, conf = rollup(), settings()
 
     def resolve() -> Query:
-        return who.restrict(parse_query(flat, default_period=default_period))
+        return who.restrict(parse_query(flat, default_period=insight.default_period))
 
     query = resolve()
-    period = query.range.period if query.range.period != "custom" else (query.range.start, query.range.end)
-    key = (name, who.scope, period, query.filters)  # never shared between scopes
+    key = cache_key(name, who, query)
+    ready = current_app.extensions["nexus_precompute"].get(key)
+    if ready is not None:
+        query_dict, data = ready.value
+        return _answer(query_dict, data, ready.computed_at, time.time() - ready.computed_at, precomputed=True)
 
     def run() -> tuple[dict[str, Any], dict[str, Any]]:
         # a relative period means "30d" up to now, not up to when the entry was first made
         fresh = query if query.range.period == "custom" else resolve()
-        return fresh.to_dict(), compute(who, fresh)
+        return fresh.to_dict(), insight.compute(store, conf, who, fresh)
 
     cache: ResultCache = current_app.extensions["nexus_cache"]
     hit = cache.get(key, run)
     query_dict, data = hit.value
+    return _answer(query_dict, data, hit.computed_at, hit.age_s, precomputed=False)
+
+
+def _answer(
+    query_dict: dict[str, Any], data: dict[str, Any], computed_at: float, age_s: float, *, precomputed: bool
+) -> Any:
     return jsonify(
         {
             "success": True,
             "query": query_dict,
-            "cache": {"computed_at": iso_utc(hit.computed_at, "seconds"), "age_s": round(hit.age_s, 3)},
+            "cache": {
+                "computed_at": iso_utc(computed_at, "seconds"),
+                "age_s": round(max(age_s, 0.0), 3),
+                "precomputed": precomputed,
+            },
             "data": data,
         }
     )

@@ -125,6 +125,10 @@ def recommender(  # noqa: PLR0917 - click passes every option by keyword
     the filters team, project, model, provider, feature, user_id. Make keys with
     `nexus-otel api-key`. Settings: defaults, the config file, NEXUS_RECOMMENDER_*
     environment variables, then these flags.
+
+    The standard periods (24h, 7d, 30d, 90d, mtd) of the admin scope and of each
+    team key are computed in the background and answered at once; a pass runs when
+    precompute_interval_s (default 60, 0: off) has passed and the rollup changed.
     """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(config_file, rollup_path=rollup, budgets_path=budgets)

@@ -44,6 +44,7 @@ class Settings:
     otlp_headers: dict[str, str] = field(default_factory=dict)
     export_interval_s: float | None = None
     rollup: str | None = None  # path of an embedded SQLite rollup
+    rollup_retention_days: float = 90.0  # raw events older than this are pruned; 0 keeps them
     price_files: tuple[str, ...] = ()
     max_label_values: int = DEFAULT_MAX_VALUES
     label_caps: dict[str, int] = field(default_factory=dict)
@@ -58,6 +59,7 @@ _ENV = {
     "NEXUS_PROMETHEUS_HOST": ("prometheus_host", str),
     "NEXUS_OTLP_ENDPOINT": ("otlp_endpoint", str),
     "NEXUS_ROLLUP": ("rollup", str),
+    "NEXUS_ROLLUP_RETENTION_DAYS": ("rollup_retention_days", float),
     "NEXUS_MAX_LABEL_VALUES": ("max_label_values", int),
     "NEXUS_EVENT_BATCH_SIZE": ("event_batch_size", int),
     "NEXUS_EVENT_FLUSH_INTERVAL": ("event_flush_interval_s", float),
@@ -127,6 +129,10 @@ def _validate(s: Settings) -> None:
     for name in ("max_label_values", "event_batch_size", "event_queue_size"):
         if getattr(s, name) < 1:
             raise ConfigError(f"{name} must be >= 1, got {getattr(s, name)}")
+    if not s.rollup_retention_days >= 0:  # also rejects NaN
+        raise ConfigError(
+            f"rollup_retention_days must be >= 0 (0 keeps raw events), got {s.rollup_retention_days}"
+        )
     if s.event_flush_interval_s <= 0:
         raise ConfigError(f"event_flush_interval_s must be > 0, got {s.event_flush_interval_s}")
     if s.export_interval_s is not None and s.export_interval_s <= 0:
@@ -226,7 +232,7 @@ class Telemetry:
         if s.rollup:
             from .sinks.rollup import RollupEventSink
 
-            exporters.append(RollupEventSink(s.rollup))
+            exporters.append(RollupEventSink(s.rollup, retention_days=s.rollup_retention_days or None))
         return exporters
 
     def flush(self, timeout_s: float = 10.0) -> bool:

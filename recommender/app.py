@@ -52,7 +52,7 @@ def create_app(
     # the thread is a daemon, but stopping it interrupts its statement instead of dying mid-write to stdout
     atexit.register(precomputer.stop)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(InsightsCollector(rollup, merged))
+    registry.register(InsightsCollector(rollup, merged, precomputed=precomputer))
     app.extensions["nexus_metrics_registry"] = registry
 
     from .views import alerts, analytics, export, health, insights, metrics

@@ -29,6 +29,7 @@ from nexus_otel import clock
 
 from .auth import Principal
 from .params import Query, parse_query
+from .precompute import Precomputer, cache_key
 from .store.reader import Rollup
 
 __all__ = ["InsightsCollector"]
@@ -45,9 +46,14 @@ def _range(days: int, now: float) -> Query:
 
 
 class InsightsCollector(Collector):
-    def __init__(self, rollup: Rollup, settings: dict[str, Any]) -> None:
+    """The gauges; recommendations come from ``precomputed``'s admin 30-day answer when it has one."""
+
+    def __init__(
+        self, rollup: Rollup, settings: dict[str, Any], *, precomputed: Precomputer | None = None
+    ) -> None:
         self.rollup = rollup
         self.settings = settings
+        self.precomputed = precomputed
         self._lock = threading.Lock()
         self._cached: tuple[float, list[Metric]] | None = None
         self._worker: threading.Thread | None = None
@@ -141,7 +147,15 @@ class InsightsCollector(Collector):
     def _recommendations(self, now: float) -> list[Metric]:
         from .insights.recommendations import recommend
 
-        items = recommend(self.rollup, _range(30, now), who=_ADMIN, settings=self.settings)
+        query = _range(30, now)
+        # the same answer /api/insights/recommendations?period=30d serves, and minutes of work saved
+        key = cache_key("recommendations", _ADMIN, query)
+        ready = self.precomputed.get(key) if self.precomputed is not None else None
+        if ready is not None:
+            items = ready.value[1]["recommendations"]
+        else:
+            computed = recommend(self.rollup, query, who=_ADMIN, settings=self.settings)
+            items = [item.to_dict() for item in computed]
         each = GaugeMetricFamily(
             "nexus_recommendation_monthly_savings_usd",
             "Estimated monthly savings of each ranked recommendation (last 30 days, top N).",
@@ -149,9 +163,9 @@ class InsightsCollector(Collector):
         )
         total = 0.0
         for rank, item in enumerate(items, start=1):
-            savings = item.estimated_monthly_savings_usd or 0.0
+            savings = item["estimated_monthly_savings_usd"] or 0.0
             total += savings
-            each.add_metric([str(rank), item.kind, item.target[:100]], round(savings, 4))
+            each.add_metric([str(rank), item["kind"], item["target"][:100]], round(savings, 4))
         overall = GaugeMetricFamily(
             "nexus_recommendations_monthly_savings_usd",
             "Sum of the ranked recommendations' estimated monthly savings.",

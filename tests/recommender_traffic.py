@@ -34,6 +34,8 @@ class RecordedTraffic:
     def __enter__(self) -> RecordedTraffic:
         self._telemetry = nexus_otel.configure(
             rollup=str(self.rollup),
+            # the simulated times lie in the past: wall-clock retention must not prune an earlier session's rows
+            rollup_retention_days=0,
             price_files=(str(DATA / "test-prices.yaml"),),
             service_name="recommender-tests",
             event_batch_size=4096,

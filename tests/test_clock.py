@@ -10,6 +10,7 @@ import pytest
 import nexus_otel
 from nexus_otel import clock
 from nexus_otel.clock import SimulatedClock
+from nexus_otel.telemetry import ConfigError
 from tests.rollup_data import utc
 
 START = utc("2026-03-02T09:00:00")
@@ -50,3 +51,30 @@ def test_the_real_clock_comes_back_and_only_one_simulation_runs_at_a_time():
             sim.advance(-1)
     assert abs(clock.now() - time.time()) < 5
     assert clock.sleep is time.sleep
+
+
+def _one_call_at(path, ts: float, **settings) -> None:
+    nexus_otel.configure(rollup=str(path), service_name="retention-test", **settings)
+    with SimulatedClock(start=ts), nexus_otel.track_model_call(model="gpt-4o", provider="openai") as call:
+        call.record_usage(input_tokens=10, output_tokens=5)
+    nexus_otel.shutdown()
+
+
+def test_embedded_rollup_retention_prunes_old_raw_events_unless_told_to_keep_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "rollup.db"
+    now = time.time()
+    _one_call_at(path, now - 200 * 86400, rollup_retention_days=0)
+    _one_call_at(path, now - 100, rollup_retention_days=0)  # opening it again keeps the old call
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT COUNT(*) FROM model_calls").fetchone()[0] == 2
+    _one_call_at(path, now - 50)  # the default, 90 days, prunes the 200-day-old call
+    assert db.execute("SELECT COUNT(*) FROM model_calls WHERE ts > ?", (now - 3600,)).fetchone()[0] == 2
+    assert db.execute("SELECT COUNT(*) FROM model_calls").fetchone()[0] == 2
+    assert db.execute("SELECT SUM(requests) FROM agg_day").fetchone()[0] == 3  # aggregates keep it
+
+
+@pytest.mark.parametrize("days", [-1, float("nan")])
+def test_a_negative_retention_is_refused_with_its_name(tmp_path, days):
+    with pytest.raises(ConfigError, match="rollup_retention_days"):
+        nexus_otel.configure(rollup=str(tmp_path / "r.db"), rollup_retention_days=days)

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from prom_servers import wait_until
 from recommender_traffic import DATA, RecordedTraffic, app_settings, auth
 
 import recommender.app
@@ -47,16 +48,16 @@ def of_kind(items: list[dict], kind: str) -> list[dict]:
 # --- cheaper_model -------------------------------------------------------------------
 
 
-def record_two_models(path: Path, cheap_score: float) -> None:
+def record_two_models(path: Path, cheap_score: float, *, offset_s: float = 0.0) -> None:
     """'chat' on gpt-test-big and gpt-test, 200 short calls each with 40 ratings each, plus long big calls."""
     with RecordedTraffic(path, start=END - 7 * DAY) as traffic:
         for model, score in (("gpt-test-big", 0.9), ("gpt-test", cheap_score)):
             for i, ts in enumerate(spread(200)):
-                rid = traffic.call(ts, model=model, feature="chat", input_tokens=500, output_tokens=100)
+                rid = traffic.call(ts + offset_s, model=model, feature="chat", input_tokens=500, output_tokens=100)
                 if i % 5 == 0:
                     traffic.feedback(ts + 30, rid, score)
         for ts in spread(30):  # long prompts: not part of the "short prompt" comparison
-            traffic.call(ts, model="gpt-test-big", feature="chat", input_tokens=5000, output_tokens=100)
+            traffic.call(ts + offset_s, model="gpt-test-big", feature="chat", input_tokens=5000, output_tokens=100)
 
 
 def test_cheaper_model_recommended_when_rated_as_well(tmp_path: Path) -> None:
@@ -325,3 +326,49 @@ def test_quiet_traffic_gets_no_recommendations(tmp_path: Path) -> None:
             if i % 3 == 0:
                 traffic.feedback(ts + 30, rid, 0.8)
     assert recommendations(tmp_path / "r.db") == []
+
+
+# --- the /metrics gauges -------------------------------------------------------------
+
+
+def savings_gauges(client) -> dict[tuple[str, str], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = client.get("/metrics").get_data(as_text=True)
+    return {
+        (s.labels["kind"], s.labels["target"]): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "nexus_recommendation_monthly_savings_usd"
+    }
+
+
+def test_savings_gauges_show_what_the_api_serves_for_30_days(tmp_path: Path) -> None:
+    rollup = tmp_path / "r.db"
+    record_two_models(rollup, cheap_score=0.88)
+    app = recommender.app.create_app(app_settings(rollup, price_files=[PRICES], metrics_cache_s=0))
+    client = app.test_client()
+    with SimulatedClock(start=END):
+        app.extensions["nexus_precompute"].run_pass()
+        [rec] = of_kind(recommendations_now(client), "cheaper_model")
+    # the same traffic again, a second later, lands after the pass: the gauges agree with the API
+    # (the pass's answer) until the next pass
+    record_two_models(rollup, cheap_score=0.88, offset_s=1.0)
+    with SimulatedClock(start=END):
+        gauges = wait_until(lambda: savings_gauges(client), timeout_s=60, what="savings gauges")
+        assert gauges[("cheaper_model", "feature:chat")] == pytest.approx(rec["estimated_monthly_savings_usd"])
+        app.extensions["nexus_precompute"].run_pass()
+        [doubled] = of_kind(recommendations_now(client), "cheaper_model")
+        assert doubled["estimated_monthly_savings_usd"] == pytest.approx(2 * rec["estimated_monthly_savings_usd"])
+        assert wait_until(
+            lambda: savings_gauges(client).get(("cheaper_model", "feature:chat"))
+            == pytest.approx(doubled["estimated_monthly_savings_usd"]),
+            timeout_s=60,
+            what="the gauges after the next pass",
+        )
+
+
+def recommendations_now(client) -> list[dict]:
+    response = client.get("/api/insights/recommendations?period=30d", headers=auth("admin")).get_json()
+    assert response["cache"]["precomputed"] is True
+    return response["data"]["recommendations"]

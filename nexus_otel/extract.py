@@ -44,9 +44,10 @@ def usage_from_response(obj: Any) -> Usage | None:
         return None
     usage = _get(obj, "usage")
     prompt_tokens = getattr(usage, "prompt_tokens", None)
-    if type(prompt_tokens) is int:
-        # The common case on the hot path: an OpenAI ChatCompletion object.
-        return _openai_chat(usage)
+    if type(prompt_tokens) is int and type(usage) is not dict:
+        # The common case on the hot path: an OpenAI ChatCompletion object, read with
+        # one attribute access per number.
+        return _openai_chat_object(usage, prompt_tokens)
     if usage is None:
         usage = _get(obj, "usage_metadata")
     if usage is None:
@@ -92,6 +93,23 @@ def _normalised(
         cache_write_5m_tokens=cache_write_5m,
         reasoning_tokens=min(reasoning, output_tokens),
     )
+
+
+def _openai_chat_object(u: Any, prompt_tokens: int) -> Usage:
+    completion = getattr(u, "completion_tokens", None)
+    prompt_details = getattr(u, "prompt_tokens_details", None)
+    completion_details = getattr(u, "completion_tokens_details", None)
+    cached = getattr(prompt_details, "cached_tokens", None) if prompt_details is not None else None
+    written = getattr(prompt_details, "cache_write_tokens", None) if prompt_details is not None else None
+    reasoning = (
+        getattr(completion_details, "reasoning_tokens", None) if completion_details is not None else None
+    )
+    inp = prompt_tokens if prompt_tokens > 0 else 0
+    out = completion if type(completion) is int and completion > 0 else _int(completion)
+    read = min(cached if type(cached) is int and cached > 0 else _int(cached), inp)
+    write = min(_int(written), inp - read) if written is not None else 0
+    reason = min(reasoning if type(reasoning) is int and reasoning > 0 else _int(reasoning), out)
+    return Usage._checked_by_caller(inp, out, read, write, reason)
 
 
 def _openai_chat(u: Any) -> Usage:

@@ -14,7 +14,7 @@ import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .events import Event
+from .events import FIELD_KEYS, Event, ModelCallEvent, _fields_of
 
 __all__ = ["encode_logs_request"]
 
@@ -22,9 +22,12 @@ _double = struct.Struct("<d").pack
 _fixed64 = struct.Struct("<Q").pack
 
 
+_ONE_BYTE = [bytes((n,)) for n in range(0x80)]
+
+
 def _varint(n: int) -> bytes:
     if n < 0x80:
-        return bytes((n,))
+        return _ONE_BYTE[n]
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -60,22 +63,66 @@ def _any_value(value: Any) -> bytes:
     return b"\x21" + _double(float(value))  # double_value = 4
 
 
+def _attribute(key: bytes, any_value: bytes) -> bytes:
+    """One ``attributes`` entry (field 6): KeyValue{key, value = AnyValue}."""
+    kv = key + b"\x12" + _varint(len(any_value)) + any_value  # value = 2
+    return b"\x32" + _varint(len(kv)) + kv
+
+
 def _log_record(event: Event, attributes: Mapping[str, Any]) -> bytes:
     ts = int(event.timestamp * 1e9)
     parts = [b"\x09" + _fixed64(ts)]  # time_unix_nano = 1 (fixed64)
     for name, value in attributes.items():
         if value is None:
             continue
-        kv = _key(name) + _field(2, _any_value(value))
-        parts.append(b"\x32" + _varint(len(kv)) + kv)  # attributes = 6
+        parts.append(_attribute(_key(name), _any_value(value)))  # attributes = 6
     parts.append(b"\x59" + _fixed64(ts))  # observed_time_unix_nano = 11 (fixed64)
     parts.append(_field(12, event.name.encode()))  # event_name = 12
     return b"".join(parts)
 
 
-def encode_logs_request(events: Iterable[Event], *, resource: bytes, scope: bytes) -> bytes:
-    """One request holding every event; ``resource``/``scope`` are pre-encoded messages."""
-    records = b"".join(_field(2, _log_record(e, e.to_attributes())) for e in events)  # log_records = 2
+def _call_fields() -> tuple[tuple[int, bytes, Any], ...]:
+    """(position, encoded key, default) of each ModelCallEvent field after the timestamp."""
+    fields = _fields_of(ModelCallEvent)
+    if fields[0][0] != "timestamp":  # pragma: no cover - guards the layout call_event_values relies on
+        raise RuntimeError("ModelCallEvent must start with its timestamp")
+    return tuple((i, _key(key), default) for i, (_name, key, default) in enumerate(fields) if i)
+
+
+_CALL_FIELDS = _call_fields()
+_CALL_HEAD = (  # the attributes every model-call record starts with: event.name, then the timestamp key
+    _attribute(_key("event.name"), _any_value(ModelCallEvent.name)),
+    _key(FIELD_KEYS["timestamp"]),
+)
+_CALL_TAIL = _field(12, ModelCallEvent.name.encode())
+
+
+def _call_record(values: tuple[Any, ...]) -> bytes:
+    """``_log_record(ModelCallEvent(*values), ...)`` without building the event or its attribute dict."""
+    timestamp = values[0]
+    ts = _fixed64(int(timestamp * 1e9))
+    event_name, timestamp_key = _CALL_HEAD
+    parts = [b"\x09" + ts, event_name, _attribute(timestamp_key, _any_value(timestamp))]
+    append = parts.append
+    for i, key, default in _CALL_FIELDS:
+        value = values[i]
+        if value is not None and value != default:
+            append(_attribute(key, _any_value(value)))
+    append(b"\x59" + ts)
+    append(_CALL_TAIL)
+    return b"".join(parts)
+
+
+def encode_logs_request(events: Iterable[Event | tuple[Any, ...]], *, resource: bytes, scope: bytes) -> bytes:
+    """One request holding every event; ``resource``/``scope`` are pre-encoded messages.
+
+    An item may also be a model call's value tuple (:func:`nexus_otel.record.call_event_values`),
+    encoded to exactly the bytes of the :class:`ModelCallEvent` it stands for.
+    """
+    records = b"".join(
+        _field(2, _call_record(e) if type(e) is tuple else _log_record(e, e.to_attributes()))  # type: ignore[union-attr]
+        for e in events
+    )  # log_records = 2
     scope_logs = _field(1, scope) + records  # scope = 1
     resource_logs = _field(1, resource) + _field(2, scope_logs)  # resource = 1, scope_logs = 2
     return _field(1, resource_logs)  # resource_logs = 1

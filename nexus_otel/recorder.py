@@ -20,7 +20,7 @@ from .aggregate import AggregatingMetrics, Key
 from .cardinality import DEFAULT_MAX_VALUES, LabelGuard
 from .events import Event
 from .product_recording import ProductRecording
-from .record import CallRecord, PendingCallEvent
+from .record import CallRecord, call_event_values
 from .series import KEY_CACHE_SIZE, SeriesKeys, pricing_key, utc_day
 from .sink import EventSink
 
@@ -112,8 +112,8 @@ class Recorder(ProductRecording):
         usage = rec.usage
         cost = baseline = None
         priced = True
-        at = utc_day(rec.start_time or clock.now())
-        if usage is not None and usage.total_tokens:
+        if usage is not None and (usage.input_tokens or usage.output_tokens):
+            at = utc_day(rec.start_time or clock.now())
             cost = self._cost(rec.provider, rec.response_model or rec.model, rec.model, usage, at)
             priced = cost is not None
             if rec.routed and rec.baseline_model and cost is not None:
@@ -143,11 +143,10 @@ class Recorder(ProductRecording):
                 if usage.reasoning_tokens:
                     m.add(sc.TOKENS_DETAILED, detailed["reasoning"], usage.reasoning_tokens)
                 if cost is not None:
-                    cost_keys = keys.cost
-                    for cost_type, usd in cost.as_floats().items():
+                    for cost_key, usd in zip(keys.cost_by_type, cost[:5], strict=True):
                         if usd:
-                            m.add(sc.COST, cost_keys[cost_type], usd)
-                elif usage.total_tokens:
+                            m.add(sc.COST, cost_key, usd)
+                elif usage.input_tokens or usage.output_tokens:
                     m.add(sc.PRICING_MISSES, pricing_key(provider, model, response_model), 1)
             if baseline_model is not None:
                 router_key = tuple(
@@ -172,10 +171,12 @@ class Recorder(ProductRecording):
                     m.add(
                         sc.ROUTER_BASELINE_COST,
                         (*base, (sc.BASELINE_MODEL, baseline_model)),
-                        float((baseline or cost).total),
+                        (baseline or cost)[5],
                     )
         self._remember(rec, feature, team, project)
-        self.events.submit(PendingCallEvent(rec, cost, baseline, priced))
+        events = self.events
+        if events.exporters:
+            events.submit(call_event_values(rec, cost, baseline, priced))
 
     def _build_keys(self, rec: CallRecord) -> SeriesKeys:
         """Fold the labels of a new label combination and precompute every series key for it."""
@@ -213,16 +214,21 @@ class Recorder(ProductRecording):
         # Folds are counted per recorded call (in _record_call), not here.
         return SeriesKeys(base, _TRUE if rec.routed else _FALSE, labels, tuple(folded))
 
-    def _cost(self, provider: str, model: str, fallback_model: str | None, usage: Any, at: date) -> Any:
+    def _cost(
+        self, provider: str, model: str, fallback_model: str | None, usage: Any, at: date
+    ) -> tuple[float, ...] | None:
+        """Cost by :data:`~nexus_otel.semconv.COST_TYPES` then the total, as floats, or None (unpriced)."""
         prices = self._prices
         if prices is None:
             from .pricing import get_default_table
 
             prices = self._prices = get_default_table()
-        cost = prices.cost(provider=provider, model=model, usage=usage, at=at)
-        if cost is None and fallback_model and fallback_model != model:
-            cost = prices.cost(provider=provider, model=fallback_model, usage=usage, at=at)
-        return cost
+        price = prices.lookup(provider=provider, model=model, at=at)
+        if price is None and fallback_model and fallback_model != model:
+            price = prices.lookup(provider=provider, model=fallback_model, at=at)
+        if price is None:
+            return None
+        return _price_floats()(price, usage)
 
     def _remember(self, rec: CallRecord, feature: str | None, team: str | None, project: str | None) -> None:
         if not rec.request_id:
@@ -245,6 +251,19 @@ class Recorder(ProductRecording):
     def _count_dropped_events(self, reason: str, n: int) -> None:
         with self.metrics.lock:
             self.metrics.add(sc.EVENTS_DROPPED, ((sc.DROP_REASON, reason),), n)
+
+
+_price_floats_fn: Any = None
+
+
+def _price_floats() -> Any:
+    # Imported on first use: ``import nexus_otel`` stays free of the pricing code.
+    global _price_floats_fn
+    if _price_floats_fn is None:
+        from .pricing.cost import price_floats
+
+        _price_floats_fn = price_floats
+    return _price_floats_fn
 
 
 _current: Recorder | None = None

@@ -19,6 +19,7 @@ class SeriesKeys:
     __slots__ = (
         "base",
         "cost",
+        "cost_by_type",
         "detailed",
         "error",
         "folded",
@@ -43,6 +44,7 @@ class SeriesKeys:
         self.output_tokens = (*base, (sc.TOKEN_TYPE, "output"), r)
         self.detailed = {t: (*base, (sc.DETAILED_TOKEN_TYPE, t)) for t in sc.DETAILED_TOKEN_TYPES}
         self.cost = {t: (*base, (sc.COST_TYPE, t), r) for t in sc.COST_TYPES}
+        self.cost_by_type = tuple(self.cost[t] for t in sc.COST_TYPES)
 
 
 @functools.lru_cache(maxsize=64)

@@ -247,12 +247,34 @@ def start_call(
     return ModelCall(record, recorder, hide_usage_chunk)
 
 
+_NOT_A_STREAM, _SYNC_STREAM, _ASYNC_STREAM = 0, 1, 2
+_STREAM_KINDS: dict[type, int] = {}  # by result type: the checks below depend on the type only
+
+
+def _stream_kind(result: Any) -> int:
+    cls = type(result)
+    kind = _STREAM_KINDS.get(cls)
+    if kind is None:
+        # hasattr() on a class whose metaclass has __getattr__ (pydantic's) raises and
+        # formats an AttributeError per miss: worth deciding once per response type.
+        if is_async_stream(result):
+            kind = _ASYNC_STREAM
+        elif is_sync_stream(result):
+            kind = _SYNC_STREAM
+        else:
+            kind = _NOT_A_STREAM
+        if len(_STREAM_KINDS) < 1024:
+            _STREAM_KINDS[cls] = kind
+    return kind
+
+
 def settle(call: ModelCall, result: Any) -> Any:
     """Finish now, or hand the call to a stream wrapper that finishes when the stream does."""
     try:
-        if is_async_stream(result):
+        kind = _stream_kind(result)
+        if kind == _ASYNC_STREAM:
             return AsyncStreamWrapper(result, call)
-        if is_sync_stream(result):
+        if kind == _SYNC_STREAM:
             return SyncStreamWrapper(result, call)
         call.record_response(result)
     except Exception:

@@ -81,32 +81,60 @@ def _log_record(event: Event, attributes: Mapping[str, Any]) -> bytes:
     return b"".join(parts)
 
 
-def _call_fields() -> tuple[tuple[int, bytes, Any], ...]:
-    """(position, encoded key, default) of each ModelCallEvent field after the timestamp."""
+def _call_fields() -> tuple[tuple[int, bytes, bytes, Any], ...]:
+    """(position, encoded key, prefix of a double attribute, default) of each field after the timestamp."""
     fields = _fields_of(ModelCallEvent)
     if fields[0][0] != "timestamp":  # pragma: no cover - guards the layout call_event_values relies on
         raise RuntimeError("ModelCallEvent must start with its timestamp")
-    return tuple((i, _key(key), default) for i, (_name, key, default) in enumerate(fields) if i)
+    return tuple(
+        (i, _key(key), _double_prefix(_key(key)), default)
+        for i, (_name, key, default) in enumerate(fields)
+        if i
+    )
+
+
+def _double_prefix(key: bytes) -> bytes:
+    # A double attribute always has the same length: only its 8 value bytes differ.
+    return _attribute(key, b"\x21" + _double(0.0))[:-8]
 
 
 _CALL_FIELDS = _call_fields()
-_CALL_HEAD = (  # the attributes every model-call record starts with: event.name, then the timestamp key
-    _attribute(_key("event.name"), _any_value(ModelCallEvent.name)),
-    _key(FIELD_KEYS["timestamp"]),
-)
+_CALL_EVENT_NAME = _attribute(_key("event.name"), _any_value(ModelCallEvent.name))
+_CALL_TIMESTAMP = _double_prefix(_key(FIELD_KEYS["timestamp"]))
 _CALL_TAIL = _field(12, ModelCallEvent.name.encode())
+# Encoded (field, value) attributes of strings and booleans: model, provider, team, outcome ...
+# repeat from call to call. Bounded, since user and request ids do not repeat.
+_ENCODED: dict[tuple[int, Any], bytes] = {}
+_ENCODED_MAX = 4096
 
 
 def _call_record(values: tuple[Any, ...]) -> bytes:
     """``_log_record(ModelCallEvent(*values), ...)`` without building the event or its attribute dict."""
     timestamp = values[0]
     ts = _fixed64(int(timestamp * 1e9))
-    event_name, timestamp_key = _CALL_HEAD
-    parts = [b"\x09" + ts, event_name, _attribute(timestamp_key, _any_value(timestamp))]
+    if type(timestamp) is float:
+        stamp = _CALL_TIMESTAMP + _double(timestamp)
+    else:
+        stamp = _attribute(_key(FIELD_KEYS["timestamp"]), _any_value(timestamp))
+    parts = [b"\x09" + ts, _CALL_EVENT_NAME, stamp]
     append = parts.append
-    for i, key, default in _CALL_FIELDS:
+    encoded = _ENCODED
+    for i, key, double_prefix, default in _CALL_FIELDS:
         value = values[i]
-        if value is not None and value != default:
+        if value is None or value == default:
+            continue
+        t = type(value)
+        if t is float:
+            append(double_prefix + _double(value))
+        elif t is str or t is bool:
+            attr = encoded.get((i, value))
+            if attr is None:
+                attr = _attribute(key, _any_value(value))
+                if len(encoded) >= _ENCODED_MAX:
+                    encoded.clear()
+                encoded[(i, value)] = attr
+            append(attr)
+        else:
             append(_attribute(key, _any_value(value)))
     append(b"\x59" + ts)
     append(_CALL_TAIL)

@@ -21,7 +21,7 @@ from .cardinality import DEFAULT_MAX_VALUES, LabelGuard
 from .events import Event
 from .product_recording import ProductRecording
 from .record import CallRecord, call_event_values
-from .series import KEY_CACHE_SIZE, SeriesKeys, pricing_key, utc_day
+from .series import KEY_CACHE_SIZE, CallHandles, SeriesKeys, day_date, pricing_key
 from .sink import EventSink
 
 if TYPE_CHECKING:
@@ -113,39 +113,53 @@ class Recorder(ProductRecording):
         cost = baseline = None
         priced = True
         if usage is not None and (usage.input_tokens or usage.output_tokens):
-            at = utc_day(rec.start_time or clock.now())
-            cost = self._cost(rec.provider, rec.response_model or rec.model, rec.model, usage, at)
+            day = int((rec.start_time or clock.now()) // 86400)
+            cached = keys.price
+            if cached is not None and cached[0] == day:
+                price = cached[1]
+            else:
+                # Prices change at most daily: one lookup per label combination and day.
+                price = self._price(rec.provider, rec.response_model or rec.model, rec.model, day_date(day))
+                keys.price = (day, price)
+            cost = None if price is None else _price_floats()(price, usage)
             priced = cost is not None
             if rec.routed and rec.baseline_model and cost is not None:
-                baseline = self._cost(rec.provider, rec.baseline_model, None, usage, at)
+                baseline = self._cost(rec.provider, rec.baseline_model, None, usage, day_date(day))
         duration_key = keys.success if not failed else (*keys.error, (sc.ERROR_TYPE, rec.error_type))
         baseline_model = None
         if rec.routed or rec.baseline_model is not None:
             baseline_model = self._guard.fold(sc.REQUEST_MODEL, rec.baseline_model or rec.model)
         m = self.metrics
         with m.lock:
+            handles = keys.handles
+            if handles is None or handles.epoch != m.epoch:
+                handles = keys.handles = CallHandles(m, keys)
             for label in keys.folded:
                 # Counted per measurement, like the first time this label set was folded.
                 m.add(sc.LABELS_FOLDED, ((sc.LABEL, label),), 1)
-            m.record(sc.OPERATION_DURATION, duration_key, rec.duration_s)
+            if failed:
+                m.record(sc.OPERATION_DURATION, duration_key, rec.duration_s)
+            else:
+                handles.duration(rec.duration_s)
             if rec.ttft_s is not None:
-                m.record(sc.TIME_TO_FIRST_CHUNK, keys.ttft, rec.ttft_s)
+                handles.ttft(rec.ttft_s)
             if usage is not None:
-                m.record(sc.TOKEN_USAGE, keys.input_tokens, usage.input_tokens)
-                m.record(sc.TOKEN_USAGE, keys.output_tokens, usage.output_tokens)
-                detailed = keys.detailed
+                handles.input_tokens(usage.input_tokens)
+                handles.output_tokens(usage.output_tokens)
+                # In DETAILED_TOKEN_TYPES order: cache_read, cache_write_5m, cache_write_1h, reasoning.
+                read, write_5m, write_1h, reasoning = handles.detailed
                 if usage.cache_read_tokens:
-                    m.add(sc.TOKENS_DETAILED, detailed["cache_read"], usage.cache_read_tokens)
+                    read(usage.cache_read_tokens)
                 if usage.cache_write_5m_tokens:
-                    m.add(sc.TOKENS_DETAILED, detailed["cache_write_5m"], usage.cache_write_5m_tokens)
+                    write_5m(usage.cache_write_5m_tokens)
                 if usage.cache_write_1h_tokens:
-                    m.add(sc.TOKENS_DETAILED, detailed["cache_write_1h"], usage.cache_write_1h_tokens)
+                    write_1h(usage.cache_write_1h_tokens)
                 if usage.reasoning_tokens:
-                    m.add(sc.TOKENS_DETAILED, detailed["reasoning"], usage.reasoning_tokens)
+                    reasoning(usage.reasoning_tokens)
                 if cost is not None:
-                    for cost_key, usd in zip(keys.cost_by_type, cost[:5], strict=True):
+                    for add, usd in zip(handles.cost, cost[:5], strict=True):
                         if usd:
-                            m.add(sc.COST, cost_key, usd)
+                            add(usd)
                 elif usage.input_tokens or usage.output_tokens:
                     m.add(sc.PRICING_MISSES, pricing_key(provider, model, response_model), 1)
             if baseline_model is not None:
@@ -214,10 +228,7 @@ class Recorder(ProductRecording):
         # Folds are counted per recorded call (in _record_call), not here.
         return SeriesKeys(base, _TRUE if rec.routed else _FALSE, labels, tuple(folded))
 
-    def _cost(
-        self, provider: str, model: str, fallback_model: str | None, usage: Any, at: date
-    ) -> tuple[float, ...] | None:
-        """Cost by :data:`~nexus_otel.semconv.COST_TYPES` then the total, as floats, or None (unpriced)."""
+    def _price(self, provider: str, model: str, fallback_model: str | None, at: date) -> Any:
         prices = self._prices
         if prices is None:
             from .pricing import get_default_table
@@ -226,9 +237,14 @@ class Recorder(ProductRecording):
         price = prices.lookup(provider=provider, model=model, at=at)
         if price is None and fallback_model and fallback_model != model:
             price = prices.lookup(provider=provider, model=fallback_model, at=at)
-        if price is None:
-            return None
-        return _price_floats()(price, usage)
+        return price
+
+    def _cost(
+        self, provider: str, model: str, fallback_model: str | None, usage: Any, at: date
+    ) -> tuple[float, ...] | None:
+        """Cost by :data:`~nexus_otel.semconv.COST_TYPES` then the total, as floats, or None (unpriced)."""
+        price = self._price(provider, model, fallback_model, at)
+        return None if price is None else _price_floats()(price, usage)
 
     def _remember(self, rec: CallRecord, feature: str | None, team: str | None, project: str | None) -> None:
         if not rec.request_id:

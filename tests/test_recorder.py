@@ -357,3 +357,24 @@ def test_a_free_baseline_model_is_a_baseline_cost_of_zero_not_the_actual_cost(tm
     assert (event.cost_usd, event.baseline_cost_usd) == (1.0, 0.0)
     (baseline_total,) = metrics.snapshot().counters[sc.ROUTER_BASELINE_COST.name].values()
     assert baseline_total == 0.0
+
+
+def test_recording_after_restore_continues_the_restored_series(test_prices):
+    """Series handles taken before restore() must not keep writing into the replaced series."""
+    metrics = AggregatingMetrics()
+    recorder = Recorder(metrics=metrics, prices=test_prices, events=EventSink([]))
+    recorder.record_call(_call(ttft_s=0.1))
+    taken = metrics.snapshot()
+    recorder.record_call(_call(ttft_s=0.1))
+    recorder.record_call(_call(ttft_s=0.1))
+    metrics.restore(taken)
+    recorder.record_call(_call(ttft_s=0.1))
+    snap = metrics.snapshot()
+    for name in (sc.OPERATION_DURATION.name, sc.TOKEN_USAGE.name, sc.TIME_TO_FIRST_CHUNK.name):
+        assert {state.count for state in snap.histograms[name].values()} == {2}, name
+    (cost_input,) = [v for k, v in snap.counters[sc.COST.name].items() if (sc.COST_TYPE, "input") in k]
+    assert cost_input == pytest.approx(2 * 600 * 2e-6)
+    (reasoning,) = [
+        v for k, v in snap.counters[sc.TOKENS_DETAILED.name].items() if (sc.DETAILED_TOKEN_TYPE, "reasoning") in k
+    ]
+    assert reasoning == 200

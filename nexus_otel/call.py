@@ -16,14 +16,22 @@ import uuid
 from typing import Any
 
 from . import clock
-from .attribution import current as current_attribution
+from .attribution import _current as _attribution
 from .extract import UsageAccumulator, response_model_from, usage_from_response
 from .record import CallRecord
 from .recorder import Recorder, get_recorder
 from .streams import AsyncStreamWrapper, SyncStreamWrapper, is_async_stream, is_sync_stream
 from .usage import Usage
 
-__all__ = ["ModelCall", "current_call", "error_type_of", "new_request_id", "settle", "start_call"]
+__all__ = [
+    "ModelCall",
+    "begin_call",
+    "current_call",
+    "error_type_of",
+    "new_request_id",
+    "settle",
+    "start_call",
+]
 
 _log = logging.getLogger(__name__)
 _current_call: contextvars.ContextVar[ModelCall | None] = contextvars.ContextVar(
@@ -227,22 +235,53 @@ def start_call(
     hide_usage_chunk: bool = False,
 ) -> ModelCall:
     """Begin tracking a call now, without validation (callers validated already)."""
-    ctx = current_attribution()
+    return begin_call(
+        (model, provider, operation, server_address, feature, team, project, user_id, session_id),
+        (routed, baseline_model, router_confidence),
+        request_id,
+        recorder,
+        hide_usage_chunk,
+    )
+
+
+def begin_call(
+    names: tuple[str, str, str, str | None, str | None, str | None, str | None, str | None, str | None],
+    routing: tuple[bool, str | None, float | None],
+    request_id: str | None,
+    recorder: Recorder | None,
+    hide_usage_chunk: bool,
+) -> ModelCall:
+    """:func:`start_call` with its arguments prepared once by the decorator or integration.
+
+    ``names`` is (model, provider, operation, server_address, feature, team,
+    project, user_id, session_id); ``routing`` is (routed, baseline_model,
+    router_confidence). Positional on purpose: matching a dozen keyword
+    arguments per call costs more than the rest of starting one.
+    """
+    model, provider, operation, server_address, feature, team, project, user_id, session_id = names
+    routed, baseline_model, router_confidence = routing
+    ctx = _attribution.get()
     record = CallRecord(
-        model=model,
-        provider=provider,
-        operation=operation,
-        start_time=clock.now(),
-        request_id=request_id or new_request_id(),
-        user_id=user_id or ctx.user_id,
-        session_id=session_id or ctx.session_id,
-        team=team or ctx.team,
-        project=project or ctx.project,
-        feature=feature or ctx.feature,
-        routed=routed,
-        baseline_model=baseline_model,
-        router_confidence=router_confidence,
-        server_address=server_address,
+        model,
+        provider,
+        operation,
+        clock.now(),
+        0.0,
+        None,
+        None,
+        server_address,
+        request_id or new_request_id(),
+        user_id or ctx.user_id,
+        session_id or ctx.session_id,
+        team or ctx.team,
+        project or ctx.project,
+        feature or ctx.feature,
+        None,
+        False,
+        None,
+        routed,
+        baseline_model,
+        router_confidence,
     )
     return ModelCall(record, recorder, hide_usage_chunk)
 

@@ -28,6 +28,8 @@ _ONE_BYTE = [bytes((n,)) for n in range(0x80)]
 def _varint(n: int) -> bytes:
     if n < 0x80:
         return _ONE_BYTE[n]
+    if n < 0x4000:  # a record's length, a token count
+        return bytes((n & 0x7F | 0x80, n >> 7))
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -81,16 +83,21 @@ def _log_record(event: Event, attributes: Mapping[str, Any]) -> bytes:
     return b"".join(parts)
 
 
-def _call_fields() -> tuple[tuple[int, bytes, bytes, Any], ...]:
-    """(position, encoded key, prefix of a double attribute, default) of each field after the timestamp."""
+def _call_fields() -> tuple[tuple[int, bytes, bytes, Any, dict[Any, bytes] | None], ...]:
+    """Per ModelCallEvent field after the timestamp: (position, encoded key, prefix of a double
+    attribute, default, cache of encoded attributes by value, or None for per-call values)."""
     fields = _fields_of(ModelCallEvent)
     if fields[0][0] != "timestamp":  # pragma: no cover - guards the layout call_event_values relies on
         raise RuntimeError("ModelCallEvent must start with its timestamp")
     return tuple(
-        (i, _key(key), _double_prefix(_key(key)), default)
-        for i, (_name, key, default) in enumerate(fields)
+        (i, _key(key), _double_prefix(_key(key)), default, None if name in _PER_CALL else {})
+        for i, (name, key, default) in enumerate(fields)
         if i
     )
+
+
+# Fields whose values never repeat: caching their encoded attribute would only churn the cache.
+_PER_CALL = frozenset({"request_id"})
 
 
 def _double_prefix(key: bytes) -> bytes:
@@ -102,14 +109,16 @@ _CALL_FIELDS = _call_fields()
 _CALL_EVENT_NAME = _attribute(_key("event.name"), _any_value(ModelCallEvent.name))
 _CALL_TIMESTAMP = _double_prefix(_key(FIELD_KEYS["timestamp"]))
 _CALL_TAIL = _field(12, ModelCallEvent.name.encode())
-# Encoded (field, value) attributes of strings and booleans: model, provider, team, outcome ...
-# repeat from call to call. Bounded, since user and request ids do not repeat.
-_ENCODED: dict[tuple[int, Any], bytes] = {}
-_ENCODED_MAX = 4096
+_CACHED_PER_FIELD = 1024  # distinct values kept per field (users, models, teams ...)
+_INT64 = 0xFFFFFFFFFFFFFFFF
 
 
 def _call_record(values: tuple[Any, ...]) -> bytes:
-    """``_log_record(ModelCallEvent(*values), ...)`` without building the event or its attribute dict."""
+    """``_log_record(ModelCallEvent(*values), ...)`` without building the event or its attribute dict.
+
+    Strings and booleans (model, provider, team, outcome ...) mostly repeat from call
+    to call, so their encoded attribute is looked up; numbers are written directly.
+    """
     timestamp = values[0]
     ts = _fixed64(int(timestamp * 1e9))
     if type(timestamp) is float:
@@ -118,21 +127,31 @@ def _call_record(values: tuple[Any, ...]) -> bytes:
         stamp = _attribute(_key(FIELD_KEYS["timestamp"]), _any_value(timestamp))
     parts = [b"\x09" + ts, _CALL_EVENT_NAME, stamp]
     append = parts.append
-    encoded = _ENCODED
-    for i, key, double_prefix, default in _CALL_FIELDS:
+    for i, key, double_prefix, default, cache in _CALL_FIELDS:
         value = values[i]
         if value is None or value == default:
             continue
         t = type(value)
         if t is float:
             append(double_prefix + _double(value))
-        elif t is str or t is bool:
-            attr = encoded.get((i, value))
+        elif t is int:
+            varint = _varint(value & _INT64)
+            append(
+                b"\x32"
+                + _varint(len(key) + 3 + len(varint))
+                + key
+                + b"\x12"
+                + _ONE_BYTE[1 + len(varint)]
+                + b"\x18"
+                + varint
+            )
+        elif cache is not None and (t is str or t is bool):
+            attr = cache.get(value)
             if attr is None:
                 attr = _attribute(key, _any_value(value))
-                if len(encoded) >= _ENCODED_MAX:
-                    encoded.clear()
-                encoded[(i, value)] = attr
+                if len(cache) >= _CACHED_PER_FIELD:
+                    cache.clear()
+                cache[value] = attr
             append(attr)
         else:
             append(_attribute(key, _any_value(value)))

@@ -95,20 +95,49 @@ def _normalised(
     )
 
 
+_NOT_PYDANTIC = object()
+
+
+def _optional(obj: Any, name: str) -> Any:
+    """``getattr(obj, name, None)`` for a field a response may lack.
+
+    On a pydantic model (the official clients' responses) a missing attribute goes
+    through the model's ``__getattr__``, which builds and raises a formatted
+    AttributeError: several times the cost of reading every other number. Its
+    fields live in ``__dict__`` and unknown ones in ``__pydantic_extra__``.
+    """
+    if obj is None:
+        return None
+    fields = getattr(obj, "__dict__", None)
+    if fields is not None and name in fields:
+        return fields[name]
+    extra = getattr(obj, "__pydantic_extra__", _NOT_PYDANTIC)
+    if extra is _NOT_PYDANTIC:
+        return getattr(obj, name, None)
+    return extra.get(name) if isinstance(extra, dict) else None
+
+
 def _openai_chat_object(u: Any, prompt_tokens: int) -> Usage:
     completion = getattr(u, "completion_tokens", None)
     prompt_details = getattr(u, "prompt_tokens_details", None)
     completion_details = getattr(u, "completion_tokens_details", None)
     cached = getattr(prompt_details, "cached_tokens", None) if prompt_details is not None else None
-    written = getattr(prompt_details, "cache_write_tokens", None) if prompt_details is not None else None
+    written = _optional(prompt_details, "cache_write_tokens")
     reasoning = (
         getattr(completion_details, "reasoning_tokens", None) if completion_details is not None else None
     )
+    # Clamped like _normalised, with comparisons: min() parses its arguments on every call.
     inp = prompt_tokens if prompt_tokens > 0 else 0
     out = completion if type(completion) is int and completion > 0 else _int(completion)
-    read = min(cached if type(cached) is int and cached > 0 else _int(cached), inp)
-    write = min(_int(written), inp - read) if written is not None else 0
-    reason = min(reasoning if type(reasoning) is int and reasoning > 0 else _int(reasoning), out)
+    read = cached if type(cached) is int and cached > 0 else _int(cached)
+    if read > inp:  # noqa: PLR1730
+        read = inp
+    write = _int(written) if written is not None else 0
+    if write > inp - read:  # noqa: PLR1730
+        write = inp - read
+    reason = reasoning if type(reasoning) is int and reasoning > 0 else _int(reasoning)
+    if reason > out:  # noqa: PLR1730
+        reason = out
     return Usage._checked_by_caller(inp, out, read, write, reason)
 
 

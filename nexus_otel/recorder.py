@@ -157,9 +157,19 @@ class Recorder(ProductRecording):
                 if usage.reasoning_tokens:
                     reasoning(usage.reasoning_tokens)
                 if cost is not None:
-                    for add, usd in zip(handles.cost, cost[:5], strict=True):
-                        if usd:
-                            add(usd)
+                    # In COST_TYPES order: input, cache_read, cache_write, output, reasoning.
+                    usd_input, usd_read, usd_write, usd_output, usd_reasoning, _total = cost
+                    add_input, add_read, add_write, add_output, add_reasoning = handles.cost
+                    if usd_input:
+                        add_input(usd_input)
+                    if usd_read:
+                        add_read(usd_read)
+                    if usd_write:
+                        add_write(usd_write)
+                    if usd_output:
+                        add_output(usd_output)
+                    if usd_reasoning:
+                        add_reasoning(usd_reasoning)
                 elif usage.input_tokens or usage.output_tokens:
                     m.add(sc.PRICING_MISSES, pricing_key(provider, model, response_model), 1)
             if baseline_model is not None:

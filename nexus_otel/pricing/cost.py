@@ -113,13 +113,24 @@ def price_floats(price: ModelPrice, usage: Usage) -> tuple[float, float, float, 
     inp, read, w5, w1, out, reason = units
     cache_read, cache_write_5m = usage.cache_read_tokens, usage.cache_write_5m_tokens
     cache_write_1h, reasoning = usage.cache_write_1h_tokens, usage.reasoning_tokens
-    a = _round_units(usage.input_tokens - cache_read - cache_write_5m - cache_write_1h, inp)
-    b = _round_units(cache_read, read) if cache_read else 0
-    c = (_round_units(cache_write_5m, w5) if cache_write_5m else 0) + (
-        _round_units(cache_write_1h, w1) if cache_write_1h else 0
+    # _round_units inlined: five Python calls per priced call cost more than the arithmetic.
+    m = _MILLION
+    amounts = (
+        (usage.input_tokens - cache_read - cache_write_5m - cache_write_1h) * inp,
+        cache_read * read,
+        cache_write_5m * w5,
+        cache_write_1h * w1,
+        (usage.output_tokens - reasoning) * out,
+        reasoning * reason,
     )
-    d = _round_units(usage.output_tokens - reasoning, out)
-    e = _round_units(reasoning, reason) if reasoning else 0
+    rounded = []
+    for amount in amounts:
+        q, r = divmod(amount, m)
+        if 2 * r > m or (2 * r == m and q & 1):
+            q += 1
+        rounded.append(q)
+    a, b, w5_units, w1_units, d, e = rounded
+    c = w5_units + w1_units
     q = _QUANTA
     return a / q, b / q, c / q, d / q, e / q, (a + b + c + d + e) / q
 

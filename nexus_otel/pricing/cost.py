@@ -125,6 +125,9 @@ def price_floats(price: ModelPrice, usage: Usage) -> tuple[float, float, float, 
     )
     rounded = []
     for amount in amounts:
+        if not amount:  # cache writes and reasoning are usually zero
+            rounded.append(0)
+            continue
         q, r = divmod(amount, m)
         if 2 * r > m or (2 * r == m and q & 1):
             q += 1

@@ -29,7 +29,7 @@ def _varint(n: int) -> bytes:
     if n < 0x80:
         return _ONE_BYTE[n]
     if n < 0x4000:  # a record's length, a token count
-        return bytes((n & 0x7F | 0x80, n >> 7))
+        return (n & 0x7F | 0x80 | (n >> 7) << 8).to_bytes(2, "little")
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)

@@ -259,10 +259,12 @@ class Recorder(ProductRecording):
     def _remember(self, rec: CallRecord, feature: str | None, team: str | None, project: str | None) -> None:
         if not rec.request_id:
             return
-        with self._recent_lock:
-            self._recent[rec.request_id] = (rec.model, rec.provider, feature, team, project, rec.user_id)
-            if len(self._recent) > _RECENT_CALLS:
-                self._recent.popitem(last=False)
+        recent = self._recent
+        recent[rec.request_id] = (rec.model, rec.provider, feature, team, project, rec.user_id)
+        if len(recent) > _RECENT_CALLS:
+            with self._recent_lock:  # only eviction needs it: one dict store is atomic
+                while len(recent) > _RECENT_CALLS:
+                    recent.popitem(last=False)
 
     # -- business events ----------------------------------------------------------
     def submit_event(self, event: Event) -> None:

@@ -25,7 +25,6 @@ from .usage import Usage
 
 __all__ = [
     "ModelCall",
-    "begin_call",
     "current_call",
     "error_type_of",
     "new_request_id",
@@ -235,7 +234,7 @@ def start_call(
     hide_usage_chunk: bool = False,
 ) -> ModelCall:
     """Begin tracking a call now, without validation (callers validated already)."""
-    return begin_call(
+    return _begin_call(
         (model, provider, operation, server_address, feature, team, project, user_id, session_id),
         (routed, baseline_model, router_confidence),
         request_id,
@@ -244,7 +243,7 @@ def start_call(
     )
 
 
-def begin_call(
+def _begin_call(
     names: tuple[str, str, str, str | None, str | None, str | None, str | None, str | None, str | None],
     routing: tuple[bool, str | None, float | None],
     request_id: str | None,

@@ -18,7 +18,7 @@ __all__ = ["CallRecord", "call_event_values"]
 
 @dataclass(slots=True)
 class CallRecord:
-    # call.begin_call builds one positionally, in this field order.
+    # call._begin_call builds one positionally, in this field order.
     model: str
     provider: str
     operation: str = "chat"

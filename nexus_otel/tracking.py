@@ -19,7 +19,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .call import ModelCall, _current_call, begin_call, current_call, settle
+from .call import ModelCall, _begin_call, _current_call, current_call, settle
 from .recorder import Recorder
 
 __all__ = ["ModelCall", "current_call", "track_model_call"]
@@ -83,7 +83,7 @@ class track_model_call:
             or not 0.0 <= router_confidence <= 1.0
         ):
             raise ValueError(f"router_confidence must be a number in [0, 1], got {router_confidence!r}")
-        # Prepared once: begin_call takes them positionally on every call.
+        # Prepared once: _begin_call takes them positionally on every call.
         self._names = (
             model, provider, operation, server_address, feature, team, project, user_id, session_id
         )  # fmt: skip
@@ -95,7 +95,7 @@ class track_model_call:
 
     def start(self) -> ModelCall:
         """Begin a call now."""
-        return begin_call(
+        return _begin_call(
             self._names, self._routing, self._request_id, self._recorder, self._hide_usage_chunk
         )
 

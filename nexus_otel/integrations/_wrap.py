@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..call import begin_call, settle
+from ..call import _begin_call, settle
 
 __all__ = ["is_wrapped", "wrap_create"]
 
@@ -47,7 +47,7 @@ def wrap_create(
             if not isinstance(model, str) or not model:
                 model = "unknown"
             names = (model, provider, operation, server_address, feature, team, project, None, None)
-            return begin_call(names, no_routing, None, None, hide)
+            return _begin_call(names, no_routing, None, None, hide)
         except Exception:
             _log.exception("nexus-otel could not start tracking a %s call", provider)
             return None

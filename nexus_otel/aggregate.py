@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from time import time_ns
 
@@ -65,7 +65,9 @@ class AggregatingMetrics:
         self.lock = threading.Lock()
         self.specs = {s.name: s for s in specs}
         self.start_time_unix_nano = time_ns()
-        self._counters: dict[str, dict[Key, float]] = {}
+        self.epoch = 0  # bumped whenever series are replaced: handles taken before are stale
+        # Each counter total sits in a one-element list, so a handle can update it in place.
+        self._counters: dict[str, dict[Key, list[float]]] = {}
         self._histograms: dict[str, dict[Key, HistogramState]] = {}
         self._bounds: dict[str, tuple[float, ...]] = {}
         for spec in self.specs.values():
@@ -79,7 +81,52 @@ class AggregatingMetrics:
 
     def add(self, spec: MetricSpec, key: Key, value: float) -> None:
         series = self._counters[spec.name]
-        series[key] = series.get(key, 0.0) + value
+        cell = series.get(key)
+        if cell is None:
+            series[key] = [0.0 + value]
+        else:
+            cell[0] += value
+
+    # Handles: a series key is a tuple of ~10 pairs whose hash Python recomputes on every
+    # dict lookup. A handle looks its series up once (at its first use, so a series still
+    # appears only once something is recorded in it) and then updates it directly.
+    # Handles are valid until :meth:`restore`, which bumps :attr:`epoch`.
+    def counter(self, spec: MetricSpec, key: Key) -> Callable[[float], None]:
+        """A handle adding to one counter series; call it with :attr:`lock` held."""
+        series = self._counters[spec.name]
+        cell: list[float] | None = None
+
+        def add(value: float) -> None:
+            nonlocal cell
+            if cell is None:
+                cell = series.get(key)
+                if cell is None:
+                    cell = series[key] = [0.0]
+            cell[0] += value
+
+        return add
+
+    def histogram(self, spec: MetricSpec, key: Key) -> Callable[[float], None]:
+        """A handle recording into one histogram series; call it with :attr:`lock` held."""
+        bounds = self._bounds[spec.name]
+        series = self._histograms[spec.name]
+        state: HistogramState | None = None
+
+        def record(value: float) -> None:
+            nonlocal state
+            if state is None:
+                state = series.get(key)
+                if state is None:
+                    state = series[key] = HistogramState(len(bounds) + 1)
+            state.counts[bisect_left(bounds, value)] += 1
+            state.sum += value
+            state.count += 1
+            if value < state.min:  # noqa: PLR1730
+                state.min = value
+            if value > state.max:  # noqa: PLR1730
+                state.max = value
+
+        return record
 
     def record(self, spec: MetricSpec, key: Key, value: float) -> None:
         bounds = self._bounds[spec.name]
@@ -91,22 +138,29 @@ class AggregatingMetrics:
         state.counts[bisect_left(bounds, value)] += 1
         state.sum += value
         state.count += 1
-        state.min = min(state.min, value)
-        state.max = max(state.max, value)
+        # Comparisons, not min()/max(): those parse their arguments on every call.
+        if value < state.min:  # noqa: PLR1730
+            state.min = value
+        if value > state.max:  # noqa: PLR1730
+            state.max = value
 
     def bounds(self, name: str) -> tuple[float, ...]:
         return self._bounds[name]
 
     def counter_items(self, name: str) -> list[tuple[Key, float]]:
         with self.lock:
-            return list(self._counters[name].items())
+            return [(key, cell[0]) for key, cell in self._counters[name].items()]
 
     def snapshot(self) -> Snapshot:
         with self.lock:
             return Snapshot(
                 time_unix_nano=time_ns(),
                 start_time_unix_nano=self.start_time_unix_nano,
-                counters={name: dict(series) for name, series in self._counters.items() if series},
+                counters={
+                    name: {key: cell[0] for key, cell in series.items()}
+                    for name, series in self._counters.items()
+                    if series
+                },
                 histograms={
                     name: {key: state.copy() for key, state in series.items()}
                     for name, series in self._histograms.items()
@@ -122,8 +176,9 @@ class AggregatingMetrics:
         long-running application would, instead of a counter reset.
         """
         with self.lock:
+            self.epoch += 1
             self.start_time_unix_nano = snapshot.start_time_unix_nano
             for name in self._counters:
-                self._counters[name] = dict(snapshot.counters.get(name, {}))
+                self._counters[name] = {k: [v] for k, v in snapshot.counters.get(name, {}).items()}
             for name in self._histograms:
                 self._histograms[name] = {k: v.copy() for k, v in snapshot.histograms.get(name, {}).items()}

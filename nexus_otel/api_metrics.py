@@ -8,7 +8,7 @@ synchronous ``add`` per number and gives the same cumulative totals.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 
@@ -43,6 +43,14 @@ class ApiMetrics(AggregatingMetrics):
 
     def record(self, spec: MetricSpec, key: Key, value: float) -> None:
         self._instruments[spec.name].record(value, dict(key))
+
+    def histogram(self, spec: MetricSpec, key: Key) -> Callable[[float], None]:
+        record, attributes = self._instruments[spec.name].record, dict(key)
+
+        def observe(value: float) -> None:
+            record(value, attributes)
+
+        return observe
 
     def _observer(self, name: str):
         def observe(options: CallbackOptions) -> list[Observation]:

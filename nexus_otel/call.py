@@ -16,14 +16,21 @@ import uuid
 from typing import Any
 
 from . import clock
-from .attribution import current as current_attribution
+from .attribution import _current as _attribution
 from .extract import UsageAccumulator, response_model_from, usage_from_response
 from .record import CallRecord
 from .recorder import Recorder, get_recorder
 from .streams import AsyncStreamWrapper, SyncStreamWrapper, is_async_stream, is_sync_stream
 from .usage import Usage
 
-__all__ = ["ModelCall", "current_call", "error_type_of", "new_request_id", "settle", "start_call"]
+__all__ = [
+    "ModelCall",
+    "current_call",
+    "error_type_of",
+    "new_request_id",
+    "settle",
+    "start_call",
+]
 
 _log = logging.getLogger(__name__)
 _current_call: contextvars.ContextVar[ModelCall | None] = contextvars.ContextVar(
@@ -227,32 +234,85 @@ def start_call(
     hide_usage_chunk: bool = False,
 ) -> ModelCall:
     """Begin tracking a call now, without validation (callers validated already)."""
-    ctx = current_attribution()
+    return _begin_call(
+        (model, provider, operation, server_address, feature, team, project, user_id, session_id),
+        (routed, baseline_model, router_confidence),
+        request_id,
+        recorder,
+        hide_usage_chunk,
+    )
+
+
+def _begin_call(
+    names: tuple[str, str, str, str | None, str | None, str | None, str | None, str | None, str | None],
+    routing: tuple[bool, str | None, float | None],
+    request_id: str | None,
+    recorder: Recorder | None,
+    hide_usage_chunk: bool,
+) -> ModelCall:
+    """:func:`start_call` with its arguments prepared once by the decorator or integration.
+
+    ``names`` is (model, provider, operation, server_address, feature, team,
+    project, user_id, session_id); ``routing`` is (routed, baseline_model,
+    router_confidence). Positional on purpose: matching a dozen keyword
+    arguments per call costs more than the rest of starting one.
+    """
+    model, provider, operation, server_address, feature, team, project, user_id, session_id = names
+    routed, baseline_model, router_confidence = routing
+    ctx = _attribution.get()
     record = CallRecord(
-        model=model,
-        provider=provider,
-        operation=operation,
-        start_time=clock.now(),
-        request_id=request_id or new_request_id(),
-        user_id=user_id or ctx.user_id,
-        session_id=session_id or ctx.session_id,
-        team=team or ctx.team,
-        project=project or ctx.project,
-        feature=feature or ctx.feature,
-        routed=routed,
-        baseline_model=baseline_model,
-        router_confidence=router_confidence,
-        server_address=server_address,
+        model,
+        provider,
+        operation,
+        clock.now(),
+        0.0,
+        None,
+        None,
+        server_address,
+        request_id or new_request_id(),
+        user_id or ctx.user_id,
+        session_id or ctx.session_id,
+        team or ctx.team,
+        project or ctx.project,
+        feature or ctx.feature,
+        None,
+        False,
+        None,
+        routed,
+        baseline_model,
+        router_confidence,
     )
     return ModelCall(record, recorder, hide_usage_chunk)
+
+
+_NOT_A_STREAM, _SYNC_STREAM, _ASYNC_STREAM = 0, 1, 2
+_STREAM_KINDS: dict[type, int] = {}  # by result type: the checks below depend on the type only
+
+
+def _stream_kind(result: Any) -> int:
+    cls = type(result)
+    kind = _STREAM_KINDS.get(cls)
+    if kind is None:
+        # hasattr() on a class whose metaclass has __getattr__ (pydantic's) raises and
+        # formats an AttributeError per miss: worth deciding once per response type.
+        if is_async_stream(result):
+            kind = _ASYNC_STREAM
+        elif is_sync_stream(result):
+            kind = _SYNC_STREAM
+        else:
+            kind = _NOT_A_STREAM
+        if len(_STREAM_KINDS) < 1024:
+            _STREAM_KINDS[cls] = kind
+    return kind
 
 
 def settle(call: ModelCall, result: Any) -> Any:
     """Finish now, or hand the call to a stream wrapper that finishes when the stream does."""
     try:
-        if is_async_stream(result):
+        kind = _stream_kind(result)
+        if kind == _ASYNC_STREAM:
             return AsyncStreamWrapper(result, call)
-        if is_sync_stream(result):
+        if kind == _SYNC_STREAM:
             return SyncStreamWrapper(result, call)
         call.record_response(result)
     except Exception:

@@ -44,9 +44,10 @@ def usage_from_response(obj: Any) -> Usage | None:
         return None
     usage = _get(obj, "usage")
     prompt_tokens = getattr(usage, "prompt_tokens", None)
-    if type(prompt_tokens) is int:
-        # The common case on the hot path: an OpenAI ChatCompletion object.
-        return _openai_chat(usage)
+    if type(prompt_tokens) is int and type(usage) is not dict:
+        # The common case on the hot path: an OpenAI ChatCompletion object, read with
+        # one attribute access per number.
+        return _openai_chat_object(usage, prompt_tokens)
     if usage is None:
         usage = _get(obj, "usage_metadata")
     if usage is None:
@@ -92,6 +93,52 @@ def _normalised(
         cache_write_5m_tokens=cache_write_5m,
         reasoning_tokens=min(reasoning, output_tokens),
     )
+
+
+_NOT_PYDANTIC = object()
+
+
+def _optional(obj: Any, name: str) -> Any:
+    """``getattr(obj, name, None)`` for a field a response may lack.
+
+    On a pydantic model (the official clients' responses) a missing attribute goes
+    through the model's ``__getattr__``, which builds and raises a formatted
+    AttributeError: several times the cost of reading every other number. Its
+    fields live in ``__dict__`` and unknown ones in ``__pydantic_extra__``.
+    """
+    if obj is None:
+        return None
+    fields = getattr(obj, "__dict__", None)
+    if fields is not None and name in fields:
+        return fields[name]
+    extra = getattr(obj, "__pydantic_extra__", _NOT_PYDANTIC)
+    if extra is _NOT_PYDANTIC:
+        return getattr(obj, name, None)
+    return extra.get(name) if isinstance(extra, dict) else None
+
+
+def _openai_chat_object(u: Any, prompt_tokens: int) -> Usage:
+    completion = getattr(u, "completion_tokens", None)
+    prompt_details = getattr(u, "prompt_tokens_details", None)
+    completion_details = getattr(u, "completion_tokens_details", None)
+    cached = getattr(prompt_details, "cached_tokens", None) if prompt_details is not None else None
+    written = _optional(prompt_details, "cache_write_tokens")
+    reasoning = (
+        getattr(completion_details, "reasoning_tokens", None) if completion_details is not None else None
+    )
+    # Clamped like _normalised, with comparisons: min() parses its arguments on every call.
+    inp = prompt_tokens if prompt_tokens > 0 else 0
+    out = completion if type(completion) is int and completion > 0 else _int(completion)
+    read = cached if type(cached) is int and cached > 0 else _int(cached)
+    if read > inp:  # noqa: PLR1730
+        read = inp
+    write = _int(written) if written is not None else 0
+    if write > inp - read:  # noqa: PLR1730
+        write = inp - read
+    reason = reasoning if type(reasoning) is int and reasoning > 0 else _int(reasoning)
+    if reason > out:  # noqa: PLR1730
+        reason = out
+    return Usage._checked_by_caller(inp, out, read, write, reason)
 
 
 def _openai_chat(u: Any) -> Usage:

@@ -7,6 +7,7 @@ the ``[sdk]`` extra.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -17,6 +18,7 @@ from .api_events import to_log_record
 from .events import Event
 from .otlp_wire import encode_logs_request
 from .semconv import INSTRUMENTATION_SCOPE
+from .sink import materialize
 from .version import __version__
 
 __all__ = ["OtlpEventExporter"]
@@ -52,13 +54,17 @@ class OtlpEventExporter:
         ).SerializeToString()
 
     def export(self, batch: Sequence[Event]) -> None:
+        self.export_queued(batch)
+
+    def export_queued(self, batch: Sequence[Event | tuple[Any, ...]]) -> None:
+        """Events and model-call value tuples as queued: the tuples are encoded as they are."""
         if self._send is not None:
             body = encode_logs_request(batch, resource=self._resource_bytes, scope=self._scope_bytes)
             result = self._send(body)
             if not getattr(result, "success", False):
                 raise RuntimeError(f"OTLP log export failed: {getattr(result, 'error', result)}")
             return
-        records = [ReadableLogRecord(to_log_record(e), self._resource, _SCOPE) for e in batch]
+        records = [ReadableLogRecord(to_log_record(materialize(e)), self._resource, _SCOPE) for e in batch]
         result = self._exporter.export(records)
         if getattr(result, "name", "SUCCESS") != "SUCCESS":
             raise RuntimeError(f"OTLP log export failed: {result}")

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import semconv as sc
-from .events import ModelCallEvent
 from .usage import Usage
 
-__all__ = ["CallRecord", "PendingCallEvent"]
+__all__ = ["CallRecord", "call_event_values"]
 
 
 @dataclass(slots=True)
 class CallRecord:
+    # call._begin_call builds one positionally, in this field order.
     model: str
     provider: str
     operation: str = "chat"
@@ -41,44 +41,53 @@ class CallRecord:
     router_confidence: float | None = None
 
 
-class PendingCallEvent:
-    """A finished call waiting in the event queue; the event object is built on the export thread."""
+def call_event_values(
+    rec: CallRecord, cost: tuple[float, ...] | None, baseline: tuple[float, ...] | None, priced: bool
+) -> tuple[Any, ...]:
+    """The model-call event of ``rec`` as a flat tuple: :class:`ModelCallEvent`'s fields in order.
 
-    __slots__ = ("baseline", "cost", "priced", "rec")
-
-    def __init__(self, rec: CallRecord, cost: Any, baseline: Any, priced: bool) -> None:
-        self.rec, self.cost, self.baseline, self.priced = rec, cost, baseline, priced
-
-    def materialize(self) -> ModelCallEvent:
-        rec, usage, cost = self.rec, self.rec.usage, self.cost
-        routed_cost = (self.baseline or cost) if rec.routed and cost is not None else None
-        return ModelCallEvent(
-            timestamp=rec.start_time,
-            request_id=rec.request_id,
-            user_id=rec.user_id,
-            session_id=rec.session_id,
-            team=rec.team,
-            project=rec.project,
-            feature=rec.feature,
-            model=rec.model,
-            response_model=rec.response_model,
-            provider=rec.provider,
-            operation=rec.operation,
-            server_address=rec.server_address,
-            input_tokens=usage.input_tokens if usage else 0,
-            output_tokens=usage.output_tokens if usage else 0,
-            cache_read_tokens=usage.cache_read_tokens if usage else 0,
-            cache_write_tokens=usage.cache_write_tokens if usage else 0,
-            reasoning_tokens=usage.reasoning_tokens if usage else 0,
-            cost_usd=float(cost.total) if cost is not None else None,
-            baseline_cost_usd=float(routed_cost.total) if routed_cost is not None else None,
-            priced=self.priced,
-            latency_s=rec.duration_s,
-            ttft_s=rec.ttft_s,
-            streamed=rec.streamed,
-            outcome=sc.OUTCOME_ERROR if rec.error_type is not None else sc.OUTCOME_SUCCESS,
-            error_type=rec.error_type,
-            routed=rec.routed,
-            routed_from=rec.baseline_model,
-            router_confidence=rec.router_confidence,
+    This is what waits in the event queue. A tuple of strings, numbers and None
+    holds no reference the garbage collector must follow, so the collector stops
+    tracking it at its first pass instead of re-scanning it (and the call record,
+    usage and cost objects it would otherwise keep alive) until export. The OTLP
+    exporter encodes it as it is; other exporters get ``ModelCallEvent(*values)``.
+    ``cost``/``baseline`` end with the total (see ``Recorder._cost``).
+    """
+    usage = rec.usage
+    routed_cost = (baseline if baseline is not None else cost) if rec.routed and cost is not None else None
+    if usage is None:
+        tokens: tuple[int, ...] = (0, 0, 0, 0, 0)
+    else:
+        tokens = (
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_5m_tokens + usage.cache_write_1h_tokens,
+            usage.reasoning_tokens,
         )
+    return (
+        rec.start_time,
+        rec.user_id,
+        rec.session_id,
+        rec.team,
+        rec.project,
+        rec.feature,
+        rec.request_id,
+        rec.model,
+        rec.response_model,
+        rec.provider,
+        rec.operation,
+        rec.server_address,
+        *tokens,
+        cost[5] if cost is not None else None,
+        routed_cost[5] if routed_cost is not None else None,
+        priced,
+        rec.duration_s,
+        rec.ttft_s,
+        rec.streamed,
+        sc.OUTCOME_ERROR if rec.error_type is not None else sc.OUTCOME_SUCCESS,
+        rec.error_type,
+        rec.routed,
+        rec.baseline_model,
+        rec.router_confidence,
+    )

@@ -20,8 +20,8 @@ from .aggregate import AggregatingMetrics, Key
 from .cardinality import DEFAULT_MAX_VALUES, LabelGuard
 from .events import Event
 from .product_recording import ProductRecording
-from .record import CallRecord, PendingCallEvent
-from .series import KEY_CACHE_SIZE, SeriesKeys, pricing_key, utc_day
+from .record import CallRecord, call_event_values
+from .series import KEY_CACHE_SIZE, CallHandles, SeriesKeys, day_date, pricing_key
 from .sink import EventSink
 
 if TYPE_CHECKING:
@@ -112,42 +112,65 @@ class Recorder(ProductRecording):
         usage = rec.usage
         cost = baseline = None
         priced = True
-        at = utc_day(rec.start_time or clock.now())
-        if usage is not None and usage.total_tokens:
-            cost = self._cost(rec.provider, rec.response_model or rec.model, rec.model, usage, at)
+        if usage is not None and (usage.input_tokens or usage.output_tokens):
+            day = int((rec.start_time or clock.now()) // 86400)
+            cached = keys.price
+            if cached is not None and cached[0] == day:
+                price = cached[1]
+            else:
+                # Prices change at most daily: one lookup per label combination and day.
+                price = self._price(rec.provider, rec.response_model or rec.model, rec.model, day_date(day))
+                keys.price = (day, price)
+            cost = None if price is None else _price_floats()(price, usage)
             priced = cost is not None
             if rec.routed and rec.baseline_model and cost is not None:
-                baseline = self._cost(rec.provider, rec.baseline_model, None, usage, at)
+                baseline = self._cost(rec.provider, rec.baseline_model, None, usage, day_date(day))
         duration_key = keys.success if not failed else (*keys.error, (sc.ERROR_TYPE, rec.error_type))
         baseline_model = None
         if rec.routed or rec.baseline_model is not None:
             baseline_model = self._guard.fold(sc.REQUEST_MODEL, rec.baseline_model or rec.model)
         m = self.metrics
         with m.lock:
+            handles = keys.handles
+            if handles is None or handles.epoch != m.epoch:
+                handles = keys.handles = CallHandles(m, keys)
             for label in keys.folded:
                 # Counted per measurement, like the first time this label set was folded.
                 m.add(sc.LABELS_FOLDED, ((sc.LABEL, label),), 1)
-            m.record(sc.OPERATION_DURATION, duration_key, rec.duration_s)
+            if failed:
+                m.record(sc.OPERATION_DURATION, duration_key, rec.duration_s)
+            else:
+                handles.duration(rec.duration_s)
             if rec.ttft_s is not None:
-                m.record(sc.TIME_TO_FIRST_CHUNK, keys.ttft, rec.ttft_s)
+                handles.ttft(rec.ttft_s)
             if usage is not None:
-                m.record(sc.TOKEN_USAGE, keys.input_tokens, usage.input_tokens)
-                m.record(sc.TOKEN_USAGE, keys.output_tokens, usage.output_tokens)
-                detailed = keys.detailed
+                handles.input_tokens(usage.input_tokens)
+                handles.output_tokens(usage.output_tokens)
+                # In DETAILED_TOKEN_TYPES order: cache_read, cache_write_5m, cache_write_1h, reasoning.
+                read, write_5m, write_1h, reasoning = handles.detailed
                 if usage.cache_read_tokens:
-                    m.add(sc.TOKENS_DETAILED, detailed["cache_read"], usage.cache_read_tokens)
+                    read(usage.cache_read_tokens)
                 if usage.cache_write_5m_tokens:
-                    m.add(sc.TOKENS_DETAILED, detailed["cache_write_5m"], usage.cache_write_5m_tokens)
+                    write_5m(usage.cache_write_5m_tokens)
                 if usage.cache_write_1h_tokens:
-                    m.add(sc.TOKENS_DETAILED, detailed["cache_write_1h"], usage.cache_write_1h_tokens)
+                    write_1h(usage.cache_write_1h_tokens)
                 if usage.reasoning_tokens:
-                    m.add(sc.TOKENS_DETAILED, detailed["reasoning"], usage.reasoning_tokens)
+                    reasoning(usage.reasoning_tokens)
                 if cost is not None:
-                    cost_keys = keys.cost
-                    for cost_type, usd in cost.as_floats().items():
-                        if usd:
-                            m.add(sc.COST, cost_keys[cost_type], usd)
-                elif usage.total_tokens:
+                    # In COST_TYPES order: input, cache_read, cache_write, output, reasoning.
+                    usd_input, usd_read, usd_write, usd_output, usd_reasoning, _total = cost
+                    add_input, add_read, add_write, add_output, add_reasoning = handles.cost
+                    if usd_input:
+                        add_input(usd_input)
+                    if usd_read:
+                        add_read(usd_read)
+                    if usd_write:
+                        add_write(usd_write)
+                    if usd_output:
+                        add_output(usd_output)
+                    if usd_reasoning:
+                        add_reasoning(usd_reasoning)
+                elif usage.input_tokens or usage.output_tokens:
                     m.add(sc.PRICING_MISSES, pricing_key(provider, model, response_model), 1)
             if baseline_model is not None:
                 router_key = tuple(
@@ -172,10 +195,12 @@ class Recorder(ProductRecording):
                     m.add(
                         sc.ROUTER_BASELINE_COST,
                         (*base, (sc.BASELINE_MODEL, baseline_model)),
-                        float((baseline or cost).total),
+                        (baseline or cost)[5],
                     )
         self._remember(rec, feature, team, project)
-        self.events.submit(PendingCallEvent(rec, cost, baseline, priced))
+        events = self.events
+        if events.exporters:
+            events.submit(call_event_values(rec, cost, baseline, priced))
 
     def _build_keys(self, rec: CallRecord) -> SeriesKeys:
         """Fold the labels of a new label combination and precompute every series key for it."""
@@ -213,24 +238,33 @@ class Recorder(ProductRecording):
         # Folds are counted per recorded call (in _record_call), not here.
         return SeriesKeys(base, _TRUE if rec.routed else _FALSE, labels, tuple(folded))
 
-    def _cost(self, provider: str, model: str, fallback_model: str | None, usage: Any, at: date) -> Any:
+    def _price(self, provider: str, model: str, fallback_model: str | None, at: date) -> Any:
         prices = self._prices
         if prices is None:
             from .pricing import get_default_table
 
             prices = self._prices = get_default_table()
-        cost = prices.cost(provider=provider, model=model, usage=usage, at=at)
-        if cost is None and fallback_model and fallback_model != model:
-            cost = prices.cost(provider=provider, model=fallback_model, usage=usage, at=at)
-        return cost
+        price = prices.lookup(provider=provider, model=model, at=at)
+        if price is None and fallback_model and fallback_model != model:
+            price = prices.lookup(provider=provider, model=fallback_model, at=at)
+        return price
+
+    def _cost(
+        self, provider: str, model: str, fallback_model: str | None, usage: Any, at: date
+    ) -> tuple[float, ...] | None:
+        """Cost by :data:`~nexus_otel.semconv.COST_TYPES` then the total, as floats, or None (unpriced)."""
+        price = self._price(provider, model, fallback_model, at)
+        return None if price is None else _price_floats()(price, usage)
 
     def _remember(self, rec: CallRecord, feature: str | None, team: str | None, project: str | None) -> None:
         if not rec.request_id:
             return
-        with self._recent_lock:
-            self._recent[rec.request_id] = (rec.model, rec.provider, feature, team, project, rec.user_id)
-            if len(self._recent) > _RECENT_CALLS:
-                self._recent.popitem(last=False)
+        recent = self._recent
+        recent[rec.request_id] = (rec.model, rec.provider, feature, team, project, rec.user_id)
+        if len(recent) > _RECENT_CALLS:
+            with self._recent_lock:  # only eviction needs it: one dict store is atomic
+                while len(recent) > _RECENT_CALLS:
+                    recent.popitem(last=False)
 
     # -- business events ----------------------------------------------------------
     def submit_event(self, event: Event) -> None:
@@ -245,6 +279,19 @@ class Recorder(ProductRecording):
     def _count_dropped_events(self, reason: str, n: int) -> None:
         with self.metrics.lock:
             self.metrics.add(sc.EVENTS_DROPPED, ((sc.DROP_REASON, reason),), n)
+
+
+_price_floats_fn: Any = None
+
+
+def _price_floats() -> Any:
+    # Imported on first use: ``import nexus_otel`` stays free of the pricing code.
+    global _price_floats_fn
+    if _price_floats_fn is None:
+        from .pricing.cost import price_floats
+
+        _price_floats_fn = price_floats
+    return _price_floats_fn
 
 
 _current: Recorder | None = None

@@ -14,11 +14,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
-from .events import Event
+from .events import Event, ModelCallEvent
 
-__all__ = ["EventExporter", "EventSink"]
+__all__ = ["EventExporter", "EventSink", "materialize"]
 
 _log = logging.getLogger(__name__)
 
@@ -27,10 +27,26 @@ class Queued(Protocol):
     def materialize(self) -> Event: ...
 
 
+#: What waits in the queue: an event, or a model call's event as the flat tuple
+#: of :func:`nexus_otel.record.call_event_values` (``ModelCallEvent(*values)``).
+QueuedItem = Queued | tuple[Any, ...]
+
+
 class EventExporter(Protocol):
+    """``export`` gets event objects. An exporter that also defines
+    ``export_queued(items)`` gets the queued items as they are instead (events and
+    model-call value tuples), so it can skip building one object per call."""
+
     def export(self, batch: Sequence[Event]) -> None: ...
 
     def shutdown(self) -> None: ...
+
+
+def materialize(item: QueuedItem) -> Event:
+    """The event object of one queued item."""
+    if type(item) is tuple:
+        return ModelCallEvent(*item)
+    return item.materialize()  # type: ignore[union-attr]
 
 
 class EventSink:
@@ -54,7 +70,7 @@ class EventSink:
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self._on_drop = on_drop
-        self._queue: deque[Queued] = deque()
+        self._queue: deque[QueuedItem] = deque()
         self._wake = threading.Event()
         self._idle = threading.Condition()
         self._in_flight = 0
@@ -66,11 +82,12 @@ class EventSink:
     def __len__(self) -> int:
         return len(self._queue)
 
-    def submit(self, event: Queued) -> None:
+    def submit(self, event: QueuedItem) -> None:
         """Queue one event without blocking; drops (and counts) when full or closed.
 
-        Anything with ``materialize() -> Event`` may be queued: building the
-        event object then happens on the export thread, not the caller's.
+        Anything with ``materialize() -> Event`` may be queued, or a model call's
+        value tuple: building the event object then happens on the export thread
+        (if at all), not the caller's.
         """
         if not self.exporters:
             return
@@ -134,33 +151,43 @@ class EventSink:
     def _export_pending(self) -> None:
         queue = self._queue
         while queue:
-            pending: list[Queued] = []
+            pending: list[QueuedItem] = []
             with self._idle:
                 while queue and len(pending) < self.batch_size:
                     pending.append(queue.popleft())
                 self._in_flight += len(pending)
-            batch = pending
             try:
-                self._export(self._materialize(pending))
+                self._export(pending)
             finally:
                 with self._idle:
-                    self._in_flight -= len(batch)
+                    self._in_flight -= len(pending)
                     self._idle.notify_all()
 
-    def _materialize(self, pending: list[Queued]) -> list[Event]:
+    def _materialize(self, pending: list[QueuedItem]) -> list[Event]:
         events = []
         for item in pending:
             try:
-                events.append(item.materialize())
+                events.append(materialize(item))
             except Exception:
                 _log.exception("nexus-otel could not build an event; it is dropped")
                 self._drop("invalid", 1)
         return events
 
-    def _export(self, batch: list[Event]) -> None:
+    def _export(self, pending: list[QueuedItem]) -> None:
+        events: list[Event] | None = None  # built once, only for exporters that need objects
         for exporter in self.exporters:
+            export_queued = getattr(exporter, "export_queued", None)
+            if export_queued is not None:
+                batch: Sequence[Any] = pending
+            else:
+                if events is None:
+                    events = self._materialize(pending)
+                batch = events
             try:
-                exporter.export(batch)
+                if export_queued is not None:
+                    export_queued(batch)
+                else:
+                    exporter.export(batch)
             except Exception:
                 _log.exception("event exporter %r failed; %d events dropped", exporter, len(batch))
                 self._drop("export_failed", len(batch))

@@ -19,7 +19,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .call import ModelCall, _current_call, current_call, settle, start_call
+from .call import ModelCall, _begin_call, _current_call, current_call, settle
 from .recorder import Recorder
 
 __all__ = ["ModelCall", "current_call", "track_model_call"]
@@ -83,20 +83,11 @@ class track_model_call:
             or not 0.0 <= router_confidence <= 1.0
         ):
             raise ValueError(f"router_confidence must be a number in [0, 1], got {router_confidence!r}")
-        self._static = {
-            "model": model,
-            "provider": provider,
-            "operation": operation,
-            "feature": feature,
-            "team": team,
-            "project": project,
-            "user_id": user_id,
-            "session_id": session_id,
-            "routed": routed,
-            "baseline_model": baseline_model,
-            "router_confidence": router_confidence,
-            "server_address": server_address,
-        }
+        # Prepared once: _begin_call takes them positionally on every call.
+        self._names = (
+            model, provider, operation, server_address, feature, team, project, user_id, session_id
+        )  # fmt: skip
+        self._routing = (routed, baseline_model, router_confidence)
         self._request_id = request_id
         self._recorder = recorder
         self._hide_usage_chunk = _hide_usage_chunk
@@ -104,11 +95,8 @@ class track_model_call:
 
     def start(self) -> ModelCall:
         """Begin a call now."""
-        return start_call(
-            **self._static,
-            request_id=self._request_id,
-            recorder=self._recorder,
-            hide_usage_chunk=self._hide_usage_chunk,
+        return _begin_call(
+            self._names, self._routing, self._request_id, self._recorder, self._hide_usage_chunk
         )
 
     # -- context manager ---------------------------------------------------------

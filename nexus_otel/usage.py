@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 __all__ = ["Usage"]
 
+_new = object.__new__
+_set = object.__setattr__  # how a frozen dataclass sets its own fields
+
 
 @dataclass(frozen=True, slots=True)
 class Usage:
@@ -34,6 +37,21 @@ class Usage:
             )
         if self.reasoning_tokens > self.output_tokens:
             raise ValueError("reasoning_tokens exceed output_tokens; output_tokens must include reasoning")
+
+    @classmethod
+    def _checked_by_caller(
+        cls, input_tokens: int, output_tokens: int, cache_read: int, cache_write_5m: int, reasoning: int
+    ) -> Usage:
+        """For :mod:`nexus_otel.extract`, whose values are already clamped non-negative ints:
+        skips ``__post_init__``, the larger part of building one on the per-call path."""
+        u = _new(cls)
+        _set(u, "input_tokens", input_tokens)
+        _set(u, "output_tokens", output_tokens)
+        _set(u, "cache_read_tokens", cache_read)
+        _set(u, "cache_write_5m_tokens", cache_write_5m)
+        _set(u, "cache_write_1h_tokens", 0)
+        _set(u, "reasoning_tokens", reasoning)
+        return u
 
     @property
     def cache_write_tokens(self) -> int:

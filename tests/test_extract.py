@@ -155,3 +155,46 @@ def test_stream_wrapper_passes_attributes_through():
 
     wrapped = SyncStreamWrapper(ProviderStream(), Hooks())
     assert wrapped.response == "http-response"
+
+
+def test_official_chat_completion_object_reads_like_its_dict_and_clamps_details():
+    """The pydantic fast path must give what the dict path gives, including a field the model lacks."""
+    import copy
+
+    from openai.types.chat import ChatCompletion
+
+    body = {
+        "id": "c",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o",
+        "choices": [],
+        "usage": copy.deepcopy(CHAT_USAGE),
+    }
+    for details in ({}, {"cache_write_tokens": 100}, {"cached_tokens": 10**9}):
+        body["usage"]["prompt_tokens_details"] = {**CHAT_USAGE["prompt_tokens_details"], **details}
+        as_object = usage_from_response(ChatCompletion.model_validate(body))
+        assert as_object == usage_from_response(body), details
+    assert as_object.cache_read_tokens == as_object.input_tokens  # clamped, not dropped
+
+
+def test_usage_object_that_is_not_pydantic_is_read_through_getattr():
+    class Details:
+        cached_tokens = 4
+
+        @property
+        def cache_write_tokens(self) -> int:
+            return 3
+
+    class U:
+        prompt_tokens = 10
+        completion_tokens = 5
+        prompt_tokens_details = Details()
+        completion_tokens_details = None
+
+    class R:
+        usage = U()
+
+    assert usage_from_response(R()) == Usage(
+        input_tokens=10, output_tokens=5, cache_read_tokens=4, cache_write_5m_tokens=3
+    )

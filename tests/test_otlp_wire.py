@@ -120,3 +120,80 @@ def test_configure_exports_one_event_per_call_over_otlp(otlp_receiver, tmp_path,
     first = {kv.key: _python(kv.value) for kv in records[0].attributes}
     assert (first["nexus.user.id"], first["gen_ai.usage.input_tokens"]) == ("u1", 100)
     assert first["nexus.cost.usd"] == pytest.approx(100 * 2.5e-6 + 10 * 10e-6)
+
+
+def test_a_queued_model_call_encodes_to_the_bytes_of_its_event_object():
+    """The export thread encodes the queued value tuple itself; the collector must see no difference."""
+    from nexus_otel.record import call_event_values
+    from nexus_otel.sink import materialize
+
+    full = CallRecord(
+        model="gpt-4o",
+        provider="openai",
+        operation="chat",
+        start_time=1_767_225_600.25,
+        duration_s=1.25,
+        usage=Usage(
+            input_tokens=1000,
+            output_tokens=300,
+            cache_read_tokens=400,
+            cache_write_5m_tokens=50,
+            cache_write_1h_tokens=25,
+            reasoning_tokens=100,
+        ),
+        response_model="gpt-4o-2024-08-06",
+        server_address="api.openai.com",
+        request_id="r-1",
+        user_id="user-é",
+        session_id="s",
+        team="t",
+        project="p",
+        feature="f",
+        streamed=True,
+        ttft_s=0.25,
+        routed=True,
+        baseline_model="gpt-4o-big",
+        router_confidence=0.75,
+    )
+    failed = CallRecord(
+        model="m", provider="anthropic", start_time=1.0, request_id="r-2", error_type="Timeout"
+    )
+    cost = (0.1, 0.2, 0.0, 0.3, 0.4, 1.0)
+    cases = [
+        (full, cost, (0.5, 0.5, 0.5, 0.5, 0.5, 2.5), True),
+        (full, cost, None, True),  # routed, baseline unpriced: the actual cost stands in
+        (failed, None, None, False),
+    ]
+    resource = Resource(attributes=[]).SerializeToString()
+    scope = InstrumentationScope(name="nexus_otel", version="1").SerializeToString()
+    for rec, c, baseline, priced in cases:
+        values = call_event_values(rec, c, baseline, priced)
+        event = materialize(values)
+        assert isinstance(event, ModelCallEvent)
+        assert encode_logs_request([values], resource=resource, scope=scope) == encode_logs_request(
+            [event], resource=resource, scope=scope
+        )
+    event = materialize(call_event_values(full, cost, None, True))
+    assert (event.cache_write_tokens, event.cost_usd, event.baseline_cost_usd, event.routed_from) == (
+        75,
+        1.0,
+        1.0,
+        "gpt-4o-big",
+    )
+    event = materialize(call_event_values(failed, None, None, False))
+    assert (event.outcome, event.error_type, event.priced, event.cost_usd, event.input_tokens) == (
+        "error",
+        "Timeout",
+        False,
+        None,
+        0,
+    )
+    # Mixed batches keep their order.
+    mixed = [
+        call_event_values(full, cost, None, True),
+        EVENTS[1],
+        call_event_values(failed, None, None, False),
+    ]
+    request = ExportLogsServiceRequest.FromString(encode_logs_request(mixed, resource=resource, scope=scope))
+    names = [r.event_name for r in request.resource_logs[0].scope_logs[0].log_records]
+    assert names == [ModelCallEvent.name, EVENTS[1].name, ModelCallEvent.name]

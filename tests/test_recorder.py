@@ -294,3 +294,87 @@ def test_scraped_text_passes_promtool_check_metrics(telemetry):
         ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_float_costs_on_the_recording_path_equal_the_decimal_reference():
+    """Metrics and events carry price_floats(); each must be float() of the Decimal component."""
+    from datetime import date as _date
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from nexus_otel.pricing.cost import price_floats, price_usage_decimal
+    from nexus_otel.pricing.model import ModelPrice, Rates
+
+    # places=12 also reaches prices finer than 1e-10 USD per 1M (the Decimal fallback).
+    prices = st.decimals(min_value=0, max_value=1000, places=12, allow_nan=False, allow_infinity=False)
+    tokens = st.integers(min_value=0, max_value=50_000_000)
+
+    @settings(max_examples=300, deadline=None)
+    @given(prices, prices, prices, prices, prices, prices, tokens, tokens, tokens, tokens, tokens, tokens)
+    def check(p_in, p_out, p_read, p_w5, p_w1, p_reason, uncached, read, w5, w1, visible, reasoning):
+        rates = Rates(
+            input=p_in, output=p_out, cache_read=p_read, cache_write_5m=p_w5, cache_write_1h=p_w1,
+            reasoning=p_reason,
+        )  # fmt: skip
+        price = ModelPrice(provider="p", model="m", effective_from=_date(2024, 1, 1), rates=rates)
+        usage = Usage.from_parts(
+            uncached_input_tokens=uncached,
+            cache_read_tokens=read,
+            cache_write_5m_tokens=w5,
+            cache_write_1h_tokens=w1,
+            output_tokens=visible + reasoning,
+            reasoning_tokens=reasoning,
+        )
+        reference = price_usage_decimal(price, usage)
+        expected = tuple(float(getattr(reference, t)) for t in (*sc.COST_TYPES, "total"))
+        assert price_floats(price, usage) == expected
+
+    check()
+
+
+def test_a_free_baseline_model_is_a_baseline_cost_of_zero_not_the_actual_cost(tmp_path):
+    from nexus_otel.pricing import PriceTable
+
+    prices_file = tmp_path / "prices.yaml"
+    prices_file.write_text(
+        "models:\n"
+        "  - {provider: openai, model: paid, effective_from: 2024-01-01, input: 1.0, output: 1.0}\n"
+        "  - {provider: openai, model: free, effective_from: 2024-01-01, input: 0, output: 0}\n"
+    )
+    kept = KeepEvents()
+    metrics = AggregatingMetrics()
+    recorder = Recorder(
+        metrics=metrics,
+        prices=PriceTable.load(prices_file, include_builtin=False),
+        events=EventSink([kept], flush_interval_s=0.05),
+    )
+    recorder.record_call(
+        _call(model="paid", usage=Usage(input_tokens=10**6), routed=True, baseline_model="free")
+    )
+    recorder.events.flush(5)
+    (event,) = kept.events
+    assert (event.cost_usd, event.baseline_cost_usd) == (1.0, 0.0)
+    (baseline_total,) = metrics.snapshot().counters[sc.ROUTER_BASELINE_COST.name].values()
+    assert baseline_total == 0.0
+
+
+def test_recording_after_restore_continues_the_restored_series(test_prices):
+    """Series handles taken before restore() must not keep writing into the replaced series."""
+    metrics = AggregatingMetrics()
+    recorder = Recorder(metrics=metrics, prices=test_prices, events=EventSink([]))
+    recorder.record_call(_call(ttft_s=0.1))
+    taken = metrics.snapshot()
+    recorder.record_call(_call(ttft_s=0.1))
+    recorder.record_call(_call(ttft_s=0.1))
+    metrics.restore(taken)
+    recorder.record_call(_call(ttft_s=0.1))
+    snap = metrics.snapshot()
+    for name in (sc.OPERATION_DURATION.name, sc.TOKEN_USAGE.name, sc.TIME_TO_FIRST_CHUNK.name):
+        assert {state.count for state in snap.histograms[name].values()} == {2}, name
+    (cost_input,) = [v for k, v in snap.counters[sc.COST.name].items() if (sc.COST_TYPE, "input") in k]
+    assert cost_input == pytest.approx(2 * 600 * 2e-6)
+    (reasoning,) = [
+        v for k, v in snap.counters[sc.TOKENS_DETAILED.name].items() if (sc.DETAILED_TOKEN_TYPE, "reasoning") in k
+    ]
+    assert reasoning == 200

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..call import settle, start_call
+from ..call import _begin_call, settle
 
 __all__ = ["is_wrapped", "wrap_create"]
 
@@ -37,22 +37,17 @@ def wrap_create(
     original = resource.create
     if is_wrapped(original):
         return
-    fixed = {k: v for k, v in attribution.items() if v}
+    feature, team, project = (attribution.get(k) or None for k in ("feature", "team", "project"))
+    no_routing = (False, None, None)
 
     def begin(kwargs: dict[str, Any]) -> Any:
-        hide = False
         try:
-            if prepare is not None:
-                hide = prepare(kwargs)
+            hide = prepare(kwargs) if prepare is not None else False
             model = kwargs.get("model")
-            return start_call(
-                model=model if isinstance(model, str) and model else "unknown",
-                provider=provider,
-                operation=operation,
-                server_address=server_address,
-                hide_usage_chunk=hide,
-                **fixed,
-            )
+            if not isinstance(model, str) or not model:
+                model = "unknown"
+            names = (model, provider, operation, server_address, feature, team, project, None, None)
+            return _begin_call(names, no_routing, None, None, hide)
         except Exception:
             _log.exception("nexus-otel could not start tracking a %s call", provider)
             return None

@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal
 from ..usage import Usage
 from .model import CostBreakdown, ModelPrice, Rates
 
-__all__ = ["COST_QUANTUM", "price_usage", "usd"]
+__all__ = ["COST_QUANTUM", "price_floats", "price_usage", "usd"]
 
 #: Every cost component is rounded to this many USD.
 COST_QUANTUM = Decimal("1e-10")
@@ -93,6 +93,52 @@ def price_usage(price: ModelPrice, usage: Usage) -> CostBreakdown:
         )
         return CostBreakdown(*map(_usd_units, parts_units), total=_usd_units(sum(parts_units)), price=price)
     return price_usage_decimal(price, usage)
+
+
+def price_floats(price: ModelPrice, usage: Usage) -> tuple[float, float, float, float, float, float]:
+    """:func:`price_usage`'s components and total as floats, in :data:`~nexus_otel.semconv.COST_TYPES` order.
+
+    What metrics and events carry. The integer path divides a whole number of
+    1e-10 USD by 10**10, which Python rounds correctly, so each float equals
+    ``float()`` of the Decimal component without building any Decimal.
+    """
+    rates = price.rates_for(usage.input_tokens)
+    units = _units_of(rates)
+    if units is None:
+        c = price_usage_decimal(price, usage)
+        return (
+            float(c.input), float(c.cache_read), float(c.cache_write),
+            float(c.output), float(c.reasoning), float(c.total),
+        )  # fmt: skip
+    inp, read, w5, w1, out, reason = units
+    cache_read, cache_write_5m = usage.cache_read_tokens, usage.cache_write_5m_tokens
+    cache_write_1h, reasoning = usage.cache_write_1h_tokens, usage.reasoning_tokens
+    # _round_units inlined: five Python calls per priced call cost more than the arithmetic.
+    m = _MILLION
+    amounts = (
+        (usage.input_tokens - cache_read - cache_write_5m - cache_write_1h) * inp,
+        cache_read * read,
+        cache_write_5m * w5,
+        cache_write_1h * w1,
+        (usage.output_tokens - reasoning) * out,
+        reasoning * reason,
+    )
+    rounded = []
+    for amount in amounts:
+        if not amount:  # cache writes and reasoning are usually zero
+            rounded.append(0)
+            continue
+        q, r = divmod(amount, m)
+        if 2 * r > m or (2 * r == m and q & 1):
+            q += 1
+        rounded.append(q)
+    a, b, w5_units, w1_units, d, e = rounded
+    c = w5_units + w1_units
+    q = _QUANTA
+    return a / q, b / q, c / q, d / q, e / q, (a + b + c + d + e) / q
+
+
+_QUANTA = 10_000_000_000  # 1e-10 USD units per USD
 
 
 def price_usage_decimal(price: ModelPrice, usage: Usage) -> CostBreakdown:

@@ -140,3 +140,30 @@ def test_without_prometheus_serves_the_collector_and_ctrl_c_keeps_every_call(tmp
     backfilled, live, held = (int(g.replace(",", "")) for g in match.groups())
     assert live > 0
     assert held == backfilled + live
+
+
+def test_stopping_live_traffic_cuts_the_calls_in_flight_short_and_records_them(tmp_path, monkeypatch):
+    import threading
+
+    import nexus_otel
+    from nexus_otel.demo.live import LiveTraffic
+    from nexus_otel.demo.traffic import Incident
+
+    monkeypatch.chdir(tmp_path)
+    rollup = tmp_path / "rollup.db"
+    nexus_otel.configure(rollup=str(rollup), service_name="live-stop-test", event_flush_interval_s=0.1)
+    # a verbose, slow model: each call's simulated latency is minutes
+    slow = (Incident("cost_spike", 0, 3600), Incident("latency", 0, 3600))
+    traffic = LiveTraffic(calls_per_day=20_000_000, incidents=slow, max_concurrency=4)
+    try:
+        traffic.start()
+        time.sleep(1.0)  # arrivals every few ms: all four threads are inside a call
+        stopper = threading.Thread(target=traffic.stop)
+        stopper.start()
+        stopper.join(timeout=60)  # a liveness bound, far below one call's simulated latency
+        assert not stopper.is_alive(), "stop() waited for the simulated provider latency"
+    finally:
+        nexus_otel.shutdown()
+    calls = traffic.totals().calls
+    assert calls >= 4
+    assert sqlite3.connect(rollup).execute("SELECT COUNT(*) FROM model_calls").fetchone()[0] == calls

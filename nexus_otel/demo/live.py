@@ -67,7 +67,11 @@ class LiveTraffic:
         if sim is None:
             with self._lock:
                 sim = TrafficSimulator(
-                    seed=next(self._seeds), users=self._users, incidents=self._incidents, live=True
+                    seed=next(self._seeds),
+                    users=self._users,
+                    incidents=self._incidents,
+                    live=True,
+                    stopping=self._stop,
                 )
                 self._sims.append(sim)
             self._local.sim = sim

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import random
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -46,6 +47,9 @@ class ProviderBehaviour:
     #: take the simulated latency through ``nexus_otel.clock.sleep``: really wait in live
     #: mode, advance the clock under a SimulatedClock (backfill); False answers at once
     sleep: bool = False
+    #: set when the live demo is stopping: calls in flight answer at once instead of sleeping
+    #: out a spike's long latency, so Ctrl-C does not wait tens of seconds (they are still recorded)
+    interrupt: threading.Event | None = None
 
     def simulated_latency(self, output_tokens: int) -> float:
         return self.latency_factor * (0.15 + output_tokens * self.rng.uniform(0.004, 0.012))
@@ -60,7 +64,11 @@ class ProviderBehaviour:
         return None
 
     def wait(self, seconds: float) -> None:
-        if self.sleep:
+        if not self.sleep:
+            return
+        if self.interrupt is not None:
+            self.interrupt.wait(seconds)
+        else:
             clock.sleep(seconds)
 
 

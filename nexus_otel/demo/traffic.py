@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 from dataclasses import dataclass, field
 
 from ..attribution import attribution
@@ -120,6 +121,8 @@ class TrafficSimulator:
     #: call provider-shaped functions through ``track_model_call`` instead of the official
     #: clients on a mock transport: ~15x cheaper per call, for backfilling history
     direct: bool = False
+    #: live mode: set when the demo stops, cutting the simulated latency of calls in flight short
+    stopping: threading.Event | None = None
     rng: random.Random = field(init=False)
     totals: Totals = field(default_factory=Totals)
 
@@ -127,7 +130,9 @@ class TrafficSimulator:
         if self.users < 1:
             raise ValueError("users must be >= 1")
         self.rng = random.Random(self.seed)
-        self.behaviour = ProviderBehaviour(rng=random.Random(self.seed + 1), sleep=self.live)
+        self.behaviour = ProviderBehaviour(
+            rng=random.Random(self.seed + 1), sleep=self.live, interrupt=self.stopping
+        )
         self.raw_openai = openai_client(self.behaviour)
         self.raw_anthropic = anthropic_client(self.behaviour)
         self.openai = instrument_openai(openai_client(self.behaviour))

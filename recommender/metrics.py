@@ -5,6 +5,9 @@ Computed from the rollup in a background thread and reused for
 they trigger) take far longer than a scrape timeout, so a scrape returns the
 last computed gauges at once and starts a recomputation when they are stale.
 Only the very first scrape waits (up to :data:`FIRST_WAIT_S`) for an answer.
+The user and savings gauges take the precomputer's admin answers (analytics
+for 30 and 90 days, recommendations for 30) when it has them: the dashboard
+then shows what the API serves, and nothing is computed twice.
 Labels are bounded: detectors x scopes the detectors chose, the top-N
 recommendations by rank, the 20 most used features.
 
@@ -149,10 +152,9 @@ class InsightsCollector(Collector):
 
         query = _range(30, now)
         # the same answer /api/insights/recommendations?period=30d serves, and minutes of work saved
-        key = cache_key("recommendations", _ADMIN, query)
-        ready = self.precomputed.get(key) if self.precomputed is not None else None
-        if ready is not None:
-            items = ready.value[1]["recommendations"]
+        answer = self._precomputed("recommendations", query)
+        if answer is not None:
+            items = answer["recommendations"]
         else:
             computed = recommend(self.rollup, query, who=_ADMIN, settings=self.settings)
             items = [item.to_dict() for item in computed]
@@ -173,7 +175,27 @@ class InsightsCollector(Collector):
         overall.add_metric([], round(total, 4))
         return [each, overall]
 
-    def _users(self, now: float) -> list[Metric]:
+    def _precomputed(self, name: str, query: Query) -> dict[str, Any] | None:
+        if self.precomputed is None:
+            return None
+        ready = self.precomputed.get(cache_key(name, _ADMIN, query))
+        return None if ready is None else ready.value[1]
+
+    def _user_figures(self, now: float) -> tuple[dict[str, Any], int, dict[str, int], int]:
+        """(90-day user metrics, churned users, 30-day users per feature, 30-day active users)."""
+        quarter_answer = self._precomputed("analytics", _range(90, now))
+        month_answer = self._precomputed("analytics", _range(30, now))
+        if quarter_answer is not None and month_answer is not None:
+            # what /api/analytics serves for 90d and 30d: the same figures, and no second computation
+            month_users = month_answer["metrics"]["users"]
+            adoption = month_answer["metrics"]["usage"]["feature_adoption"]
+            feature_users = {row["feature"]: row["users"] for row in adoption if row["users"]}
+            return (
+                quarter_answer["metrics"]["users"],
+                month_users["churned_users"],
+                feature_users,
+                month_users["active_users"],
+            )
         from .store.users import ActivitySource, user_metrics
 
         quarter = user_metrics(self.rollup, _range(90, now))
@@ -183,6 +205,11 @@ class InsightsCollector(Collector):
         previous = q30.range.previous()
         active_30d = {user for _, user in source.user_days(q30.range.start, q30.range.end)}
         active_before = {user for _, user in source.user_days(previous.start, previous.end)}
+        feature_users = source.feature_users(q30.range.start, q30.range.end)
+        return quarter, len(active_before - active_30d), feature_users, len(active_30d)
+
+    def _users(self, now: float) -> list[Metric]:
+        quarter, churned_users, feature_users, active_30d = self._user_figures(now)
         active = GaugeMetricFamily(
             "nexus_insights_active_users", "Distinct active users in the trailing window.", labels=["window"]
         )
@@ -194,7 +221,7 @@ class InsightsCollector(Collector):
             "nexus_insights_churned_users",
             "Users active in the previous 30 days who were not active in the last 30.",
         )
-        churned.add_metric([], len(active_before - active_30d))
+        churned.add_metric([], churned_users)
         retention = GaugeMetricFamily(
             "nexus_insights_retention_ratio",
             "Share of users still active N weeks after their first week "
@@ -214,8 +241,7 @@ class InsightsCollector(Collector):
             "Share of the last 30 days' active users who used the feature.",
             labels=["feature"],
         )
-        feature_users = source.feature_users(q30.range.start, q30.range.end)
         for feature, users_of in sorted(feature_users.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FEATURES]:
             if active_30d:
-                adoption.add_metric([feature], round(users_of / len(active_30d), 4))
+                adoption.add_metric([feature], round(users_of / active_30d, 4))
         return [active, stickiness, churned, retention, adoption]

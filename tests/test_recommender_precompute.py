@@ -165,3 +165,57 @@ def test_precompute_interval_is_validated(tmp_path, value):
 def test_precompute_interval_zero_starts_no_thread(tmp_path):
     app = create_app(app_settings(tmp_path / "rollup.db", precompute_interval_s=0))
     assert not app.extensions["nexus_precompute"].running
+
+
+def user_gauges(client, at: float) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The user gauges of a refresh computed at simulated time ``at`` (a scrape returns the last one)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        text = client.get("/metrics").get_data(as_text=True)
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+        if samples.get(("nexus_recommender_insights_timestamp_seconds", ())) != at:
+            return None
+        return {key: value for key, value in samples.items() if key[0].startswith("nexus_insights_")}
+
+    return wait_until(scrape, timeout_s=120, what=f"user gauges computed at {at}", interval_s=0.2)
+
+
+def test_user_gauges_show_the_precomputed_answers_and_equal_a_computation(tmp_path):
+    rollup = tmp_path / "rollup.db"
+    with RecordedTraffic(rollup, start=NOW - 75 * DAY) as traffic:
+        for day in range(75):
+            for user in range(8):
+                # users 0-3 every day; 4-5 only in the first 40 days (they churn); 6-7 every third day
+                if (user in (4, 5) and day >= 40) or (user >= 6 and day % 3):
+                    continue
+                feature = ("chat", "search", "summarise")[user % 3]
+                traffic.call(NOW - (75 - day) * DAY + 3600 * user, user_id=f"u{user}", feature=feature)
+    settings = app_settings(rollup, metrics_cache_s=0)
+    served = create_app(settings)
+    with SimulatedClock(start=NOW):
+        served.extensions["nexus_precompute"].run_pass()
+        from_pass = user_gauges(served.test_client(), NOW)
+        computed = user_gauges(create_app(settings).test_client(), NOW)  # no pass: computed on the spot
+    assert from_pass == computed
+    assert computed[("nexus_insights_active_users", (("window", "mau"),))] == 6
+    assert computed[("nexus_insights_churned_users", ())] == 2
+    assert {labels for name, labels in computed if name == "nexus_insights_feature_adoption_ratio"} == {
+        (("feature", f),) for f in ("chat", "search", "summarise")
+    }
+    # a new user after the pass: the gauges keep showing what the API serves until the next pass
+    with RecordedTraffic(rollup, start=NOW - 1800) as traffic:
+        traffic.call(NOW - 1800, user_id="u-new", feature="chat")
+    later = NOW + 60  # calls are on whole hours: a minute later no window edge crosses one
+    with SimulatedClock(start=later):
+        assert user_gauges(served.test_client(), later) == from_pass
+        served.extensions["nexus_precompute"].run_pass()
+    latest = later + 60
+    with SimulatedClock(start=latest):
+        after = user_gauges(served.test_client(), latest)
+        assert after == user_gauges(create_app(settings).test_client(), latest)
+    assert after[("nexus_insights_active_users", (("window", "mau"),))] == 7

@@ -121,7 +121,7 @@ class Recorder(ProductRecording):
                 # Prices change at most daily: one lookup per label combination and day.
                 price = self._price(rec.provider, rec.response_model or rec.model, rec.model, day_date(day))
                 keys.price = (day, price)
-            cost = None if price is None else _price_floats()(price, usage)
+            cost = None if price is None else (_price_floats_fn or _price_floats())(price, usage)
             priced = cost is not None
             if rec.routed and rec.baseline_model and cost is not None:
                 baseline = self._cost(rec.provider, rec.baseline_model, None, usage, day_date(day))
@@ -197,7 +197,11 @@ class Recorder(ProductRecording):
                         (*base, (sc.BASELINE_MODEL, baseline_model)),
                         (baseline or cost)[5],
                     )
-        self._remember(rec, feature, team, project)
+        if rec.request_id:  # kept so feedback on this call is attributed to its labels
+            recent = self._recent
+            recent[rec.request_id] = (rec.model, rec.provider, feature, team, project, rec.user_id)
+            if len(recent) > _RECENT_CALLS:
+                self._evict_recent()
         events = self.events
         if events.exporters:
             events.submit(call_event_values(rec, cost, baseline, priced))
@@ -256,15 +260,11 @@ class Recorder(ProductRecording):
         price = self._price(provider, model, fallback_model, at)
         return None if price is None else _price_floats()(price, usage)
 
-    def _remember(self, rec: CallRecord, feature: str | None, team: str | None, project: str | None) -> None:
-        if not rec.request_id:
-            return
+    def _evict_recent(self) -> None:
         recent = self._recent
-        recent[rec.request_id] = (rec.model, rec.provider, feature, team, project, rec.user_id)
-        if len(recent) > _RECENT_CALLS:
-            with self._recent_lock:  # only eviction needs it: one dict store is atomic
-                while len(recent) > _RECENT_CALLS:
-                    recent.popitem(last=False)
+        with self._recent_lock:  # only eviction needs it: one dict store is atomic
+            while len(recent) > _RECENT_CALLS:
+                recent.popitem(last=False)
 
     # -- business events ----------------------------------------------------------
     def submit_event(self, event: Event) -> None:

@@ -102,7 +102,7 @@ def price_floats(price: ModelPrice, usage: Usage) -> tuple[float, float, float, 
     1e-10 USD by 10**10, which Python rounds correctly, so each float equals
     ``float()`` of the Decimal component without building any Decimal.
     """
-    rates = price.rates_for(usage.input_tokens)
+    rates = price.rates_for(usage.input_tokens) if price.tiers else price.rates  # most prices have no tiers
     units = _units_of(rates)
     if units is None:
         c = price_usage_decimal(price, usage)

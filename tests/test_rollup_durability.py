@@ -17,6 +17,7 @@ import pytest
 
 from exporters.rollup import AGG_TABLES, ProcessWriter, RollupWriter, SpooledWriter, open_database
 from exporters.rollup.spool import EventSpool
+from tests.prom_servers import wait_until
 from tests.rollup_data import model_call
 
 REPO = Path(__file__).resolve().parent.parent
@@ -175,19 +176,17 @@ def test_the_committer_process_commits_while_the_collector_keeps_spooling(tmp_pa
         writer.close()
 
 
+def _dead(pid: int) -> bool:
+    """Whether ``pid`` has died: a zombie for its parent (the writer) to reap, or gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
 def _kill_and_reap(pid: int) -> None:
-    """SIGKILL ``pid`` and wait until it is dead (a zombie for its parent, the writer, to reap, or gone)."""
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return
-        if state in ("Z", "X"):
-            return
-        assert time.monotonic() < deadline, f"committer {pid} did not die"
-        time.sleep(0.02)
+    wait_until(lambda: _dead(pid), timeout_s=30, what=f"committer {pid} to die", interval_s=0.02)
 
 
 def _write_as_a_sender_would(writer: ProcessWriter, events: list) -> int:
@@ -242,10 +241,13 @@ def test_a_spool_committer_that_dies_is_replaced(tmp_path):
     try:
         first = writer.committer_pid
         _kill_and_reap(first)
-        deadline = time.monotonic() + 60
-        while writer.committer_pid == first or not writer.ready():  # the rotation thread starts a new one
-            assert time.monotonic() < deadline, "no new committer"
-            time.sleep(0.05)
+        # the rotation thread starts a new one
+        wait_until(
+            lambda: writer.committer_pid != first and writer.ready(),
+            timeout_s=60,
+            what="a new committer",
+            interval_s=0.05,
+        )
         writer.write(batch(0))
         writer.flush()
         assert writer.ready()  # the new committer, not a fallback here, committed

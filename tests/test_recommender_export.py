@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from prom_servers import wait_until
 from recommender_traffic import RecordedTraffic, app_settings, auth
+from scrape import Scrape
 
 from nexus_otel.cli import main
 from nexus_otel.clock import SimulatedClock
@@ -226,27 +227,19 @@ def test_bad_alert_payloads_get_400_and_store_nothing(tmp_path, mutate, message)
 
 
 def test_metrics_exposes_user_gauges_from_the_rollup(client):
-    from prometheus_client.parser import text_string_to_metric_families
-
-    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        text = client.get("/metrics").get_data(as_text=True)
-        return {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
+    mau = ("nexus_insights_active_users", frozenset({("window", "mau")}))
 
     # a scrape answers with the previous refresh's gauges; the first waits for its refresh only
     # so long, which a loaded machine can exceed: scrape until a refresh has landed
-    samples = wait_until(
-        lambda: (got := scrape()) and ("nexus_insights_active_users", (("window", "mau"),)) in got and got,
+    got = wait_until(
+        lambda: (g := Scrape(client.get("/metrics").get_data(as_text=True))) and mau in g.samples and g,
         timeout_s=120,
         what="the insight gauges",
         interval_s=0.5,
     )
-    assert samples[("nexus_insights_active_users", (("window", "mau"),))] == len(HOSTILE)
-    assert samples[("nexus_insights_feature_adoption_ratio", (("feature", "chat"),))] == 1.0
-    assert ("nexus_recommendations_monthly_savings_usd", ()) in samples
+    assert got.samples[mau] == len(HOSTILE)
+    assert got.value("nexus_insights_feature_adoption_ratio", {"feature": "chat"}) == 1.0
+    assert ("nexus_recommendations_monthly_savings_usd", frozenset()) in got.samples
     assert not any(
-        name == "nexus_recommender_insight_errors_total" and value for (name, _), value in samples.items()
+        name == "nexus_recommender_insight_errors_total" and value for (name, _), value in got.samples.items()
     )

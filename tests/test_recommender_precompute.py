@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import pytest
 from prom_servers import wait_until
 from recommender_traffic import RecordedTraffic, app_settings, auth
+from scrape import Scrape
 
 from nexus_otel.clock import SimulatedClock
 from recommender.app import create_app
@@ -167,22 +168,20 @@ def test_precompute_interval_zero_starts_no_thread(tmp_path):
     assert not app.extensions["nexus_precompute"].running
 
 
-def user_gauges(client, at: float) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def user_gauges(client, at: float) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """The user gauges of a refresh computed at simulated time ``at`` (a scrape returns the last one)."""
-    from prometheus_client.parser import text_string_to_metric_families
 
-    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
-        text = client.get("/metrics").get_data(as_text=True)
-        samples = {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
-        if samples.get(("nexus_recommender_insights_timestamp_seconds", ())) != at:
+    def scrape() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
+        got = Scrape(client.get("/metrics").get_data(as_text=True))
+        if got.value("nexus_recommender_insights_timestamp_seconds", default=-1.0) != at:
             return None
-        return {key: value for key, value in samples.items() if key[0].startswith("nexus_insights_")}
+        return {key: value for key, value in got.samples.items() if key[0].startswith("nexus_insights_")}
 
     return wait_until(scrape, timeout_s=120, what=f"user gauges computed at {at}", interval_s=0.2)
+
+
+def mau(gauges: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> float:
+    return gauges[("nexus_insights_active_users", frozenset({("window", "mau")}))]
 
 
 def test_user_gauges_show_the_precomputed_answers_and_equal_a_computation(tmp_path):
@@ -202,10 +201,10 @@ def test_user_gauges_show_the_precomputed_answers_and_equal_a_computation(tmp_pa
         from_pass = user_gauges(served.test_client(), NOW)
         computed = user_gauges(create_app(settings).test_client(), NOW)  # no pass: computed on the spot
     assert from_pass == computed
-    assert computed[("nexus_insights_active_users", (("window", "mau"),))] == 6
-    assert computed[("nexus_insights_churned_users", ())] == 2
+    assert mau(computed) == 6
+    assert computed[("nexus_insights_churned_users", frozenset())] == 2
     assert {labels for name, labels in computed if name == "nexus_insights_feature_adoption_ratio"} == {
-        (("feature", f),) for f in ("chat", "search", "summarise")
+        frozenset({("feature", f)}) for f in ("chat", "search", "summarise")
     }
     # a new user after the pass: the gauges keep showing what the API serves until the next pass
     with RecordedTraffic(rollup, start=NOW - 1800) as traffic:
@@ -218,4 +217,4 @@ def test_user_gauges_show_the_precomputed_answers_and_equal_a_computation(tmp_pa
     with SimulatedClock(start=latest):
         after = user_gauges(served.test_client(), latest)
         assert after == user_gauges(create_app(settings).test_client(), latest)
-    assert after[("nexus_insights_active_users", (("window", "mau"),))] == 7
+    assert mau(after) == 7

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from prom_servers import wait_until
 from recommender_traffic import DATA, RecordedTraffic, app_settings, auth
+from scrape import Scrape
 
 import recommender.app
 from nexus_otel.clock import SimulatedClock
@@ -332,14 +333,10 @@ def test_quiet_traffic_gets_no_recommendations(tmp_path: Path) -> None:
 
 
 def savings_gauges(client) -> dict[tuple[str, str], float]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    text = client.get("/metrics").get_data(as_text=True)
+    got = Scrape(client.get("/metrics").get_data(as_text=True))
     return {
-        (s.labels["kind"], s.labels["target"]): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == "nexus_recommendation_monthly_savings_usd"
+        (labels["kind"], labels["target"]): got.value("nexus_recommendation_monthly_savings_usd", labels)
+        for labels in got.series("nexus_recommendation_monthly_savings_usd")
     }
 
 

@@ -337,90 +337,73 @@ def _product_events(  # noqa: PLR0917 - internal row builder, called in one plac
         among = with_user if among is None else among
         return among[rng.integers(0, len(among), k)]
 
+    def rows(prefix: str, idx: np.ndarray, ts: np.ndarray, *columns: list) -> list[tuple]:
+        """Rows of the events on calls ``idx``: time, the call's user, session, team and project,
+        ``columns``, then a unique key."""
+        nonlocal serial
+        team = calls["team"][idx]
+        keys = [_key(prefix, tag, serial + i) for i in range(len(idx))]
+        serial += len(idx)
+        return list(
+            zip(
+                ts.tolist(),
+                w.user_ids[calls["users"][idx]].tolist(),
+                calls["session_ids"][idx].tolist(),
+                w.teams[team].tolist(),
+                w.projects[team, calls["project"][idx]].tolist(),
+                *columns,
+                keys,
+                strict=True,
+            )
+        )
+
     # feature uses: the call's user using a feature (from their team's mix) a few times
     idx = pick(counts["feature_uses"])
     k = len(idx)
     ts = np.clip(calls["ts"][idx] + rng.uniform(-1800, 1800, k), lo, end - 0.001)
-    team = calls["team"][idx]
-    feats = _choice_rows(rng, team, w.team_feature_p)
-    out["feature_uses"] = list(
-        zip(
-            ts.tolist(),
-            w.user_ids[calls["users"][idx]].tolist(),
-            calls["session_ids"][idx].tolist(),
-            w.teams[team].tolist(),
-            w.projects[team, calls["project"][idx]].tolist(),
-            w.features[feats].tolist(),
-            rng.integers(1, 6, k).tolist(),
-            [_key("fu", tag, serial + i) for i in range(k)],
-            strict=True,
-        )
-    )
-    serial += k
+    feats = _choice_rows(rng, calls["team"][idx], w.team_feature_p)
+    out["feature_uses"] = rows("fu", idx, ts, w.features[feats].tolist(), rng.integers(1, 6, k).tolist())
     # feedback on real calls (successful ones mostly), a little after the call
     idx = pick(counts["feedback"], rated)
     k = len(idx)
     ts = np.minimum(calls["ts"][idx] + rng.lognormal(math.log(45), 1.0, k), end - 0.001)
-    team = calls["team"][idx]
     model = calls["model"][idx]
     score = np.clip(rng.beta(5, 1.6, k) - 0.1 * (model == MODEL_NAMES.index("gpt-4.1-nano")), 0, 1).round(2)
     comment = np.where(rng.random(k) < 0.2, rng.integers(5, 400, k), 0)
-    out["feedback"] = list(
-        zip(
-            ts.tolist(),
-            w.user_ids[calls["users"][idx]].tolist(),
-            calls["session_ids"][idx].tolist(),
-            w.teams[team].tolist(),
-            w.projects[team, calls["project"][idx]].tolist(),
-            w.features[calls["feature"][idx]].tolist(),
-            calls["request_ids"][idx].tolist(),
-            score.tolist(),
-            w.model_names[model].tolist(),
-            w.providers[model].tolist(),
-            _nullable(comment, comment == 0),
-            [_key("fb", tag, serial + i) for i in range(k)],
-            strict=True,
-        )
+    out["feedback"] = rows(
+        "fb",
+        idx,
+        ts,
+        w.features[calls["feature"][idx]].tolist(),
+        calls["request_ids"][idx].tolist(),
+        score.tolist(),
+        w.model_names[model].tolist(),
+        w.providers[model].tolist(),
+        _nullable(comment, comment == 0),
     )
-    serial += k
     # session starts and ends
     idx = pick(counts["sessions"])
     k = len(idx)
     ended = rng.random(k) < 0.5
-    team = calls["team"][idx]
-    out["sessions"] = list(
-        zip(
-            calls["ts"][idx].tolist(),
-            w.user_ids[calls["users"][idx]].tolist(),
-            calls["session_ids"][idx].tolist(),
-            w.teams[team].tolist(),
-            w.projects[team, calls["project"][idx]].tolist(),
-            [None] * k,
-            np.where(ended, "ended", "started").astype(object).tolist(),
-            _nullable(rng.lognormal(math.log(900), 1.0, k).round(1), ~ended),
-            [_key("se", tag, serial + i) for i in range(k)],
-            strict=True,
-        )
+    out["sessions"] = rows(
+        "se",
+        idx,
+        calls["ts"][idx],
+        [None] * k,
+        np.where(ended, "ended", "started").astype(object).tolist(),
+        _nullable(rng.lognormal(math.log(900), 1.0, k).round(1), ~ended),
     )
-    serial += k
     # revenue: rare, from the heavier users
     idx = pick(counts["revenue"])
     k = len(idx)
     plan = rng.choice(3, k, p=[0.7, 0.25, 0.05])
-    team = calls["team"][idx]
-    out["revenue"] = list(
-        zip(
-            calls["ts"][idx].tolist(),
-            w.user_ids[calls["users"][idx]].tolist(),
-            calls["session_ids"][idx].tolist(),
-            w.teams[team].tolist(),
-            w.projects[team, calls["project"][idx]].tolist(),
-            [None] * k,
-            np.array([20.0, 60.0, 480.0])[plan].tolist(),
-            np.array(["pro", "team", "enterprise"], dtype=object)[plan].tolist(),
-            [_key("rv", tag, serial + i) for i in range(k)],
-            strict=True,
-        )
+    out["revenue"] = rows(
+        "rv",
+        idx,
+        calls["ts"][idx],
+        [None] * k,
+        np.array([20.0, 60.0, 480.0])[plan].tolist(),
+        np.array(["pro", "team", "enterprise"], dtype=object)[plan].tolist(),
     )
     return out
 

@@ -6,7 +6,11 @@ the ``[sdk]`` extra.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+import os
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
@@ -21,9 +25,57 @@ from .semconv import INSTRUMENTATION_SCOPE
 from .sink import materialize
 from .version import __version__
 
-__all__ = ["OtlpEventExporter"]
+__all__ = ["OtlpEventExporter", "log_exporter"]
 
 _SCOPE = InstrumentationScope(INSTRUMENTATION_SCOPE, __version__)
+
+
+def log_exporter(endpoint: str, headers: Mapping[str, str] | None = None) -> OTLPLogExporter:
+    """The official OTLP/HTTP log exporter for ``endpoint``, sending through urllib3 when that
+    changes nothing but the cost.
+
+    Its default transport, a ``requests`` session, spends ~3.4M instructions per request on
+    work for proxies, ``.netrc`` and CA-bundle variables (~70k per event at the default batch of
+    50); the exporter's own urllib3 transport sends the same request in ~1.0M. It is used
+    only when it behaves the same: no ``*_proxy`` variable, no ``.netrc``, no session
+    credential provider, and the installed exporter supports choosing a transport (it
+    verifies TLS with the same CA bundle and client certificate); otherwise the exporter
+    keeps its default.
+    """
+    transport = _urllib3_transport()
+    if transport is not None:
+        return OTLPLogExporter(endpoint=endpoint, headers=headers, _transport=transport)  # type: ignore[call-arg]
+    return OTLPLogExporter(endpoint=endpoint, headers=headers)
+
+
+def _urllib3_transport() -> Any | None:
+    env = os.environ
+    if (
+        urllib.request.getproxies()
+        or env.get("NETRC")
+        or (Path.home() / ".netrc").exists()
+        or env.get("OTEL_PYTHON_EXPORTER_OTLP_HTTP_LOGS_CREDENTIAL_PROVIDER")
+        or env.get("OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER")
+        or "_transport" not in inspect.signature(OTLPLogExporter.__init__).parameters
+    ):
+        return None
+    try:
+        from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
+    except ImportError:
+        return None
+
+    # The TLS settings the default transport would take from the same variables (a requests
+    # session lets the CA-bundle variables win over the exporter's certificate setting).
+    def setting(name: str) -> str | None:
+        return env.get(f"OTEL_EXPORTER_OTLP_LOGS_{name}") or env.get(f"OTEL_EXPORTER_OTLP_{name}")
+
+    bundle = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE")
+    verify, key, cert = (
+        bundle or setting("CERTIFICATE") or True,
+        setting("CLIENT_KEY"),
+        setting("CLIENT_CERTIFICATE"),
+    )
+    return Urllib3HTTPTransport(verify=verify, cert=(cert, key) if cert and key else cert)
 
 
 class OtlpEventExporter:

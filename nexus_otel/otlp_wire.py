@@ -118,113 +118,127 @@ def _double_prefix(i: int) -> bytes:
     return _attribute(_CALL_FIELDS[i][1], b"\x21" + _double(0.0))[:-8]
 
 
-_DOUBLE = {i: _double_prefix(i) for i in (0, 17, 18, 20, 21)}
-_INT_KEYS = {i: _CALL_FIELDS[i][1] for i in range(12, 17)}
-_CALL_EVENT_NAME = _attribute(_key("event.name"), _any_value(ModelCallEvent.name))
-_CALL_TAIL = _field(12, ModelCallEvent.name.encode())
-_CACHED = 1024  # encoded values (or runs of values) kept per cache; cleared when full
-_INT64 = 0xFFFFFFFFFFFFFFFF
+def _int_prefix(i: int, width: int) -> bytes:
+    """Field ``i``'s integer attribute up to its varint of ``width`` bytes."""
+    key = _CALL_FIELDS[i][1]
+    return b"\x32" + _ONE_BYTE[len(key) + 3 + width] + key + b"\x12" + _ONE_BYTE[1 + width] + b"\x18"
 
 
-class _Run:
-    """The encoded attributes of a run of adjacent fields whose values repeat call after call
-    (team, project, feature; model ... server_address; streamed ... routed_from), by value."""
+_CACHED = 1024  # encoded values (or combinations of values) kept per cache; cleared when full
 
-    __slots__ = ("cache", "start", "stop")
-
-    def __init__(self, start: int, stop: int) -> None:
-        self.start, self.stop = start, stop
-        self.cache: dict[tuple[Any, ...], bytes] = {}
-
-    def encode(self, values: tuple[Any, ...]) -> bytes:
-        run = values[self.start : self.stop]
-        encoded = self.cache.get(run)
-        if encoded is None:
-            encoded = b"".join(_one(i, v) for i, v in enumerate(run, self.start))
-            if len(self.cache) >= _CACHED:
-                self.cache.clear()
-            self.cache[run] = encoded
-        return encoded
-
-
+# The fields that label a call (who, what, how) repeat call after call: together with the
+# record's event name they are encoded once per distinct combination, as one piece.
+_LABEL_FIELDS = (3, 4, 5, 7, 8, 9, 10, 11, 19, 22, 23, 24, 25, 26)
+_LABELS: dict[tuple[Any, ...], bytes] = {}
+_EVENT_NAME = _attribute(_key("event.name"), _any_value(ModelCallEvent.name)) + _field(
+    12, ModelCallEvent.name.encode()
+)  # the event.name attribute and event_name = 12
+_USERS: dict[Any, bytes] = {}
+_SESSIONS: dict[Any, bytes] = {}
+# time_unix_nano = 1 and observed_time_unix_nano = 11 (both fixed64), then the timestamp and
+# latency attributes: every call has them, so one pack writes all four.
+_TIMES = struct.Struct(f"<BQBQ{len(_double_prefix(0))}sd{len(_double_prefix(20))}sd").pack
+_TIMESTAMP, _LATENCY = _double_prefix(0), _double_prefix(20)
+_DOUBLES = tuple(_double_prefix(i) for i in (17, 18, 21, 27))  # cost, baseline cost, ttft, confidence
 # An ASCII request id (ours are 32 hex digits) shorter than 64 characters: everything but
-# its length and bytes is fixed.
-_REQUEST_ID_KEY = _CALL_FIELDS[6][1]
-_REQUEST_ID_KV = len(_REQUEST_ID_KEY) + 4  # + the id's length: the KeyValue's length
-_WHO, _WHAT, _HOW = _Run(3, 6), _Run(7, 12), _Run(22, 27)  # team ... feature, model ... server_address
-_IDS: tuple[dict[Any, bytes], dict[Any, bytes]] = ({}, {})  # user ids, session ids
+# its bytes is fixed for a given length.
+_REQUEST_ID = [
+    _attribute(_CALL_FIELDS[6][1], b"\x0a" + _ONE_BYTE[n] + b"?" * n)[: -n or None] for n in range(64)
+]
+_TOKENS = tuple((_int_prefix(i, 1), _int_prefix(i, 2), _int_prefix(i, 3)) for i in range(12, 17))
 
 
-def _id(i: int, value: Any) -> bytes:
-    cache = _IDS[i - 1]
-    encoded = cache.get(value)
-    if encoded is None:
-        encoded = _one(i, value)
-        if len(cache) >= _CACHED:
-            cache.clear()
-        cache[value] = encoded
+def _labels(key: tuple[Any, ...]) -> bytes:
+    encoded = _EVENT_NAME + b"".join(_one(i, v) for i, v in zip(_LABEL_FIELDS, key, strict=True))
+    if len(_LABELS) >= _CACHED:
+        _LABELS.clear()
+    _LABELS[key] = encoded
     return encoded
 
 
-def _call_record(values: tuple[Any, ...], out: list[bytes]) -> None:
-    """Append the pieces of ``_field(2, _log_record(ModelCallEvent(*values), ...))`` to ``out``,
-    without building the event, its attribute dict or any intermediate bytes.
+def _id(cache: dict[Any, bytes], i: int, value: Any) -> bytes:
+    encoded = cache[value] = _one(i, value)
+    if len(cache) > _CACHED:
+        cache.clear()
+    return encoded
 
-    Byte for byte what the event object encodes to (``tests/test_otlp_wire.py``), at a
-    fraction of the cost: labels come from caches by value, numbers are written directly.
-    Pieces are joined once per request rather than concatenated per nesting level.
-    """
-    timestamp = values[0]
-    ts = _fixed64(int(timestamp * 1e9))
-    parts = [b"\x09", ts, _CALL_EVENT_NAME]
-    append = parts.append
-    if type(timestamp) is float:
-        parts += (_DOUBLE[0], _double(timestamp))
-    else:
-        append(_one(0, timestamp))
-    if values[1] is not None:
-        append(_id(1, values[1]))
-    if values[2] is not None:
-        append(_id(2, values[2]))
-    append(_WHO.encode(values))
-    request_id = values[6]
-    if type(request_id) is str and 0 < len(request_id) < 64 and request_id.isascii():
-        n = len(request_id)
-        parts += (
-            b"\x32", _ONE_BYTE[_REQUEST_ID_KV + n], _REQUEST_ID_KEY,
-            b"\x12", _ONE_BYTE[n + 2], b"\x0a", _ONE_BYTE[n], request_id.encode(),
-        )  # fmt: skip
-    else:
-        append(_one(6, request_id))
-    append(_WHAT.encode(values))
-    for i in (12, 13, 14, 15, 16):  # token counts
-        value = values[i]
-        if type(value) is int and value > 0:
-            varint = _varint(value & _INT64)
-            n = len(varint)
-            key = _INT_KEYS[i]
-            parts += (b"\x32", _ONE_BYTE[len(key) + 3 + n], key, b"\x12", _ONE_BYTE[1 + n], b"\x18", varint)
-        elif value is not None:
-            append(_one(i, value))  # zero (the default) gives b""
-    for i in (17, 18, 19, 20, 21):  # cost, baseline cost, priced, latency, time to first chunk
-        value = values[i]
-        if type(value) is float and (value or i != 20):  # a latency of 0.0 is the default
-            parts += (_DOUBLE[i], _double(value))
-        elif value is not None:
-            append(_one(i, value))
-    append(_HOW.encode(values))
-    if values[27] is not None:
-        append(_one(27, values[27]))
-    parts += (b"\x59", ts, _CALL_TAIL)
-    record = b"".join(parts)
+
+def _general_record(values: tuple[Any, ...], out: list[bytes]) -> None:
+    record = _log_record(event := ModelCallEvent(*values), event.to_attributes())
     out += (b"\x12", _varint(len(record)), record)  # log_records = 2
+
+
+def _call_record(values: tuple[Any, ...], out: list[bytes]) -> None:
+    """Append the pieces of the log record of ``ModelCallEvent(*values)`` to ``out``, without
+    building the event, its attribute dict or any intermediate bytes.
+
+    The same fields and values as :func:`_log_record` writes for the event object
+    (``tests/test_otlp_wire.py`` decodes both and compares them), in a cheaper order:
+    the labels of a call come from one cache lookup, the times and latency from one
+    ``struct`` pack, token counts below 2**21 are written inline. Values of any other
+    shape (never produced by the recorder) take the general path.
+    """
+    (
+        timestamp, user_id, session_id, team, project, feature, request_id,
+        model, response_model, provider, operation, server_address,
+        _in, _out, _cache_read, _cache_write, _reasoning,
+        cost, baseline, priced, latency, ttft,
+        streamed, outcome, error_type, routed, routed_from, confidence,
+    ) = values  # fmt: skip
+    if not (
+        type(timestamp) is float
+        and type(latency) is float
+        and latency
+        and type(request_id) is str
+        and 0 < len(request_id) < 64
+        and request_id.isascii()
+    ):
+        _general_record(values, out)
+        return
+    # In the order of _LABEL_FIELDS.
+    label_key = (
+        team, project, feature, model, response_model, provider, operation, server_address,
+        priced, streamed, outcome, error_type, routed, routed_from,
+    )  # fmt: skip
+    nanos = int(timestamp * 1e9)
+    parts = [
+        _TIMES(0x09, nanos, 0x59, nanos, _TIMESTAMP, timestamp, _LATENCY, latency),
+        _LABELS.get(label_key) or _labels(label_key),
+        _REQUEST_ID[len(request_id)],
+        request_id.encode(),
+    ]
+    if user_id is not None:
+        parts.append(_USERS.get(user_id) or _id(_USERS, 1, user_id))
+    if session_id is not None:
+        parts.append(_SESSIONS.get(session_id) or _id(_SESSIONS, 2, session_id))
+    for prefixes, n in zip(_TOKENS, values[12:17], strict=True):
+        if type(n) is not int or not 0 <= n < 0x200000:
+            _general_record(values, out)
+            return
+        if n < 0x80:
+            if n:
+                parts += (prefixes[0], _ONE_BYTE[n])
+        elif n < 0x4000:
+            parts += (prefixes[1], (n & 0x7F | 0x80 | (n >> 7) << 8).to_bytes(2, "little"))
+        else:
+            varint = n & 0x7F | 0x80 | (n >> 7 & 0x7F | 0x80) << 8 | (n >> 14) << 16
+            parts += (prefixes[2], varint.to_bytes(3, "little"))
+    for prefix, value in zip(_DOUBLES, (cost, baseline, ttft, confidence), strict=True):
+        if type(value) is float:
+            parts += (prefix, _double(value))
+        elif value is not None:
+            _general_record(values, out)
+            return
+    record = b"".join(parts)
+    n = len(record)
+    out += (b"\x12", _ONE_BYTE[n] if n < 0x80 else _varint(n), record)  # log_records = 2
 
 
 def encode_logs_request(events: Iterable[Event | tuple[Any, ...]], *, resource: bytes, scope: bytes) -> bytes:
     """One request holding every event; ``resource``/``scope`` are pre-encoded messages.
 
     An item may also be a model call's value tuple (:func:`nexus_otel.record.call_event_values`),
-    encoded to exactly the bytes of the :class:`ModelCallEvent` it stands for.
+    encoded to the same log record as the :class:`ModelCallEvent` it stands for.
     """
     pieces: list[bytes] = []
     for e in events:
@@ -232,7 +246,12 @@ def encode_logs_request(events: Iterable[Event | tuple[Any, ...]], *, resource: 
             _call_record(e, pieces)
         else:
             pieces.append(_field(2, _log_record(e, e.to_attributes())))  # type: ignore[union-attr]
-    records = b"".join(pieces)
-    scope_logs = _field(1, scope) + records  # scope = 1
-    resource_logs = _field(1, resource) + _field(2, scope_logs)  # resource = 1, scope_logs = 2
-    return _field(1, resource_logs)  # resource_logs = 1
+    # The enclosing messages' headers only need the records' total length: the records
+    # are copied once, into the request, instead of once per nesting level.
+    scope_field = _field(1, scope)  # ScopeLogs.scope = 1
+    scope_logs = len(scope_field) + sum(map(len, pieces))
+    resource_field = _field(1, resource)  # ResourceLogs.resource = 1
+    scope_logs_header = b"\x12" + _varint(scope_logs)  # ResourceLogs.scope_logs = 2
+    resource_logs = len(resource_field) + len(scope_logs_header) + scope_logs
+    head = b"\x0a" + _varint(resource_logs) + resource_field + scope_logs_header + scope_field
+    return b"".join((head, *pieces))  # resource_logs = 1

@@ -217,15 +217,11 @@ class Telemetry:
         exporters: list[Any] = []
         s = self.settings
         if s.otlp_endpoint:
-            from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-
-            from .otlp_events import OtlpEventExporter
+            from .otlp_events import OtlpEventExporter, log_exporter
 
             exporters.append(
                 OtlpEventExporter(
-                    OTLPLogExporter(
-                        endpoint=s.otlp_endpoint.rstrip("/") + "/v1/logs", headers=s.otlp_headers or None
-                    ),
+                    log_exporter(s.otlp_endpoint.rstrip("/") + "/v1/logs", s.otlp_headers or None),
                     self.resource,
                 )
             )

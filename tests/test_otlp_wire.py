@@ -122,7 +122,56 @@ def test_configure_exports_one_event_per_call_over_otlp(otlp_receiver, tmp_path,
     assert first["nexus.cost.usd"] == pytest.approx(100 * 2.5e-6 + 10 * 10e-6)
 
 
-def test_a_queued_model_call_encodes_to_the_bytes_of_its_event_object():
+def _decoded_records(body: bytes) -> list[tuple]:
+    """Each log record of a request as the collector reads it: times, name, attributes by key."""
+    request = ExportLogsServiceRequest.FromString(body)
+    return [
+        (
+            r.time_unix_nano,
+            r.observed_time_unix_nano,
+            r.event_name,
+            {kv.key: _python(kv.value) for kv in r.attributes},
+            len(r.attributes),  # no attribute written twice
+        )
+        for rl in request.resource_logs
+        for sl in rl.scope_logs
+        for r in sl.log_records
+    ]
+
+
+def _shapes(values: tuple) -> list[tuple]:
+    """``values`` and variants of every field shape the tuple encoder treats apart,
+    including the ones it hands to the general encoder."""
+    variants = {
+        0: [1_767_225_600, 0.0],  # an int timestamp
+        1: [None, "u", "ü" * 70],
+        2: [None, "s"],
+        6: ["", "r" * 63, "r" * 64, "rä", None],  # request ids: empty, longest inline, too long, non-ASCII
+        7: ["", "m"],
+        12: [0, 1, 127, 128, 16_383, 16_384, 2**21 - 1, 2**21, 2**40, -5, True],  # varint widths
+        13: [0, 200_000],
+        14: [0, 3],
+        15: [0, 70_000],
+        16: [0, 5],
+        17: [None, 0.0, 1, 0.25],  # cost: absent, zero, an int, a float
+        18: [None, 0.5],
+        19: [True, False],
+        20: [0.0, 2, 1.5],  # latency: the default, an int, a float
+        21: [None, 0.1],
+        22: [True, False],
+        23: ["success", "error"],
+        24: [None, "Timeout"],
+        25: [True, False],
+        26: [None, "big"],
+        27: [None, 0.75, 1],
+    }
+    out = [values]
+    for i, options in variants.items():
+        out += [(*values[:i], v, *values[i + 1 :]) for v in options]
+    return out
+
+
+def test_a_queued_model_call_encodes_to_the_record_of_its_event_object():
     """The export thread encodes the queued value tuple itself; the collector must see no difference."""
     from nexus_otel.record import call_event_values
     from nexus_otel.sink import materialize
@@ -166,13 +215,18 @@ def test_a_queued_model_call_encodes_to_the_bytes_of_its_event_object():
     ]
     resource = Resource(attributes=[]).SerializeToString()
     scope = InstrumentationScope(name="nexus_otel", version="1").SerializeToString()
+    checked = 0
     for rec, c, baseline, priced in cases:
-        values = call_event_values(rec, c, baseline, priced)
-        event = materialize(values)
-        assert isinstance(event, ModelCallEvent)
-        assert encode_logs_request([values], resource=resource, scope=scope) == encode_logs_request(
-            [event], resource=resource, scope=scope
-        )
+        for values in _shapes(call_event_values(rec, c, baseline, priced)):
+            event = materialize(values)
+            assert isinstance(event, ModelCallEvent)
+            # Twice in one request: the second encoding comes from the label and id caches.
+            from_tuple = encode_logs_request([values, values], resource=resource, scope=scope)
+            from_event = encode_logs_request([event, event], resource=resource, scope=scope)
+            assert _decoded_records(from_tuple) == _decoded_records(from_event), values
+            assert len(from_tuple) == len(from_event)
+            checked += 1
+    assert checked > 150
     event = materialize(call_event_values(full, cost, None, True))
     assert (event.cache_write_tokens, event.cost_usd, event.baseline_cost_usd, event.routed_from) == (
         75,
@@ -197,3 +251,62 @@ def test_a_queued_model_call_encodes_to_the_bytes_of_its_event_object():
     request = ExportLogsServiceRequest.FromString(encode_logs_request(mixed, resource=resource, scope=scope))
     names = [r.event_name for r in request.resource_logs[0].scope_logs[0].log_records]
     assert names == [ModelCallEvent.name, EVENTS[1].name, ModelCallEvent.name]
+
+
+def _send_one_event(endpoint: str) -> None:
+    from opentelemetry.sdk.resources import Resource as SdkResource
+
+    from nexus_otel.otlp_events import OtlpEventExporter, log_exporter
+
+    exporter = OtlpEventExporter(
+        log_exporter(endpoint + "/v1/logs"), SdkResource.create({"service.name": "svc"})
+    )
+    try:
+        exporter.export([EVENTS[0]])
+    finally:
+        exporter.shutdown()
+
+
+@pytest.fixture
+def clean_proxy_env(monkeypatch):
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
+def test_events_reach_the_endpoint_directly_without_proxy_settings(otlp_receiver, clean_proxy_env):
+    url, received = otlp_receiver
+    _send_one_event(url)
+    (request,) = received
+    (record,) = request.resource_logs[0].scope_logs[0].log_records
+    assert {kv.key: _python(kv.value) for kv in record.attributes} == EVENTS[0].to_attributes()
+
+
+def test_events_go_through_the_proxy_the_environment_names(clean_proxy_env):
+    """With a proxy variable set the exporter keeps the default transport, which honours it:
+    the request reaches the proxy, addressed to the collector's absolute URL."""
+    seen: list[str] = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            return None
+
+    proxy = HTTPServer(("127.0.0.1", 0), Proxy)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        clean_proxy_env.setenv("http_proxy", f"http://127.0.0.1:{proxy.server_address[1]}")
+        _send_one_event("http://collector.invalid:4318")
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert seen == ["http://collector.invalid:4318/v1/logs"]

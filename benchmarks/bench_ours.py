@@ -165,6 +165,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--client-calls", type=int, default=400)
     parser.add_argument("--client-repeats", type=int, default=10)
     parser.add_argument("--client-warmup", type=int, default=300)
+    parser.add_argument(
+        "--client-settle-every", type=int, default=1, help="flush the event export every N client batches"
+    )
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(HERE.parent))  # the repository's nexus_otel, installed or not
@@ -264,6 +267,7 @@ def main(argv: list[str] | None = None) -> None:
             repeats=args.client_repeats,
             warmup=args.client_warmup,
             settle={"mocked_client_instrumented": flush_events},
+            settle_every=args.client_settle_every,
         )
     instrumented_calls = args.client_warmup + args.client_calls * args.client_repeats
 

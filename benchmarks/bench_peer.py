@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument(
+        "--settle-every", type=int, default=1, help="flush the span/log export every N batches"
+    )
+    parser.add_argument(
         "--export",
         choices=["otlp", "discard"],
         default="otlp",
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         repeats=args.repeats,
         warmup=args.warmup,
         settle={"mocked_client_instrumented": setup.flush},
+        settle_every=args.settle_every,
     )
     exported = setup.flush_counts()
     received = sink.counts() if sink else None

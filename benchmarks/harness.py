@@ -12,6 +12,11 @@ Work a case leaves for a background thread (batched span or event export) is
 charged to it: after each batch of calls the case's *settle* callable flushes
 that work, is timed, and its time divided by the batch size is ``export_us``.
 ``amortized_us = mean_us + export_us`` is the full cost of one call.
+
+CPU time is counted per batch as well: ``cpu_us`` is the caller's thread CPU time per
+call, ``cpu_all_in_us`` the whole process's (every thread, the settle included) per
+call. Other processes on the machine cannot inflate either, which makes them the
+figures to compare on a shared machine; wall-clock figures include being descheduled.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import statistics
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from time import perf_counter_ns
+from time import perf_counter_ns, process_time_ns, thread_time_ns
 from typing import Any
 
 __all__ = ["Stats", "emit", "environment", "measure"]
@@ -38,10 +43,12 @@ class Stats:
     p95_us: float
     export_us: float
     amortized_us: float
+    cpu_us: float
+    cpu_all_in_us: float
     calls: int
 
     @classmethod
-    def of(cls, samples_ns: list[int], settle_ns: int) -> Stats:
+    def of(cls, samples_ns: list[int], settle_ns: int, thread_cpu_ns: int, process_cpu_ns: int) -> Stats:
         ordered = sorted(samples_ns)
         p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
         mean = statistics.fmean(ordered) / 1000
@@ -52,6 +59,8 @@ class Stats:
             p95_us=p95 / 1000,
             export_us=export,
             amortized_us=mean + export,
+            cpu_us=thread_cpu_ns / len(ordered) / 1000,
+            cpu_all_in_us=process_cpu_ns / len(ordered) / 1000,
             calls=len(ordered),
         )
 
@@ -63,13 +72,16 @@ def measure(
     repeats: int,
     warmup: int,
     settle: Mapping[str, Callable[[], Any]] | None = None,
+    settle_every: int = 1,
 ) -> dict[str, Stats]:
     """Run every case ``warmup`` times, then ``repeats`` rounds of ``calls`` timed calls each.
 
-    ``settle[name]``, when given, runs after each batch of that case's calls
-    (untimed during the warm-up) to finish the background work the batch left.
-    Keep ``calls`` below the background queues' capacity (the SDK's batch
-    processors hold 2048) so that work is done, not dropped.
+    ``settle[name]``, when given, runs after every ``settle_every``-th batch of that case's
+    calls and after its last one (untimed during the warm-up) to finish the background work
+    those batches left. Small batches interleave the cases finely, so that load changing
+    over seconds hits them alike; ``settle_every`` keeps the background work in export
+    batches of a realistic size. Keep ``calls * settle_every`` below the background queues'
+    capacity (the SDK's batch processors hold 2048) so that work is done, not dropped.
     """
     settle = settle or {}
     names = list(cases)
@@ -78,12 +90,14 @@ def measure(
         # In batches like the timed rounds, so no background queue overflows during warm-up either.
         for done in range(warmup):
             fn()
-            if name in settle and (done + 1) % calls == 0:
+            if name in settle and (done + 1) % (calls * settle_every) == 0:
                 settle[name]()
         if name in settle:
             settle[name]()
     samples: dict[str, list[int]] = {name: [] for name in names}
     settled: dict[str, int] = dict.fromkeys(names, 0)
+    thread_cpu: dict[str, int] = dict.fromkeys(names, 0)
+    process_cpu: dict[str, int] = dict.fromkeys(names, 0)
     gc.collect()
     for round_no in range(repeats):
         shift = round_no % len(names)
@@ -91,15 +105,21 @@ def measure(
             fn = cases[name]
             out = samples[name]
             append = out.append
+            process_start, thread_start = process_time_ns(), thread_time_ns()
             for _ in range(calls):
                 start = perf_counter_ns()
                 fn()
                 append(perf_counter_ns() - start)
-            if name in settle:
+            thread_cpu[name] += thread_time_ns() - thread_start
+            if name in settle and ((round_no + 1) % settle_every == 0 or round_no == repeats - 1):
                 start = perf_counter_ns()
                 settle[name]()
                 settled[name] += perf_counter_ns() - start
-    return {name: Stats.of(values, settled[name]) for name, values in samples.items()}
+            process_cpu[name] += process_time_ns() - process_start
+    return {
+        name: Stats.of(values, settled[name], thread_cpu[name], process_cpu[name])
+        for name, values in samples.items()
+    }
 
 
 def environment() -> dict[str, str]:

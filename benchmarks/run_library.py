@@ -117,8 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         import_runs = ["--runs", "5"]
     else:
         ours_sizes = ["--calls", "1500", "--repeats", "16", "--warmup", "3000"]
-        client_sizes = ["--client-calls", "400", "--client-repeats", "10", "--client-warmup", "300"]
-        peer_sizes = ["--calls", "400", "--repeats", "10", "--warmup", "300"]
+        # Batches of 25 calls interleave bare and instrumented every ~40 ms; the export is
+        # flushed every 400 calls, as with one batch of 400.
+        client_sizes = [
+            "--client-calls", "25", "--client-repeats", "240", "--client-warmup", "300",
+            "--client-settle-every", "16",
+        ]  # fmt: skip
+        peer_sizes = ["--calls", "25", "--repeats", "240", "--warmup", "300", "--settle-every", "16"]
         import_runs = ["--runs", "21"]
 
     started = time.monotonic()

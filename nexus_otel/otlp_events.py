@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,21 +38,22 @@ def log_exporter(endpoint: str, headers: Mapping[str, str] | None = None) -> OTL
     Its default transport, a ``requests`` session, spends ~3.4M instructions per request on
     work for proxies, ``.netrc`` and CA-bundle variables (~70k per event at the default batch of
     50); the exporter's own urllib3 transport sends the same request in ~1.0M. It is used
-    only when it behaves the same: no ``*_proxy`` variable, no ``.netrc``, no session
+    only when it behaves the same: no proxy for the endpoint's host (no ``*_proxy`` variable,
+    or ``no_proxy`` names the host), no ``.netrc``, no session
     credential provider, and the installed exporter supports choosing a transport (it
     verifies TLS with the same CA bundle and client certificate); otherwise the exporter
     keeps its default.
     """
-    transport = _urllib3_transport()
+    transport = _urllib3_transport(urllib.parse.urlsplit(endpoint).hostname or "")
     if transport is not None:
         return OTLPLogExporter(endpoint=endpoint, headers=headers, _transport=transport)  # type: ignore[call-arg]
     return OTLPLogExporter(endpoint=endpoint, headers=headers)
 
 
-def _urllib3_transport() -> Any | None:
+def _urllib3_transport(host: str) -> Any | None:
     env = os.environ
     if (
-        urllib.request.getproxies()
+        (urllib.request.getproxies() and not urllib.request.proxy_bypass(host))
         or env.get("NETRC")
         or (Path.home() / ".netrc").exists()
         or env.get("OTEL_PYTHON_EXPORTER_OTLP_HTTP_LOGS_CREDENTIAL_PROVIDER")

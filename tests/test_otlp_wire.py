@@ -310,3 +310,11 @@ def test_events_go_through_the_proxy_the_environment_names(clean_proxy_env):
         proxy.shutdown()
         proxy.server_close()
     assert seen == ["http://collector.invalid:4318/v1/logs"]
+
+
+def test_events_skip_the_proxy_for_a_host_no_proxy_names(otlp_receiver, clean_proxy_env):
+    url, received = otlp_receiver
+    clean_proxy_env.setenv("http_proxy", "http://127.0.0.1:9")  # closed: a request through it fails
+    clean_proxy_env.setenv("no_proxy", "localhost,127.0.0.1")
+    _send_one_event(url)
+    assert len(received) == 1

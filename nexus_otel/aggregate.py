@@ -16,15 +16,28 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from time import time_ns
 
 from .semconv import METRICS, MetricSpec
 
-__all__ = ["AggregatingMetrics", "HistogramState", "Key", "Snapshot"]
+__all__ = ["AggregatingMetrics", "HistogramState", "Key", "Snapshot", "observe"]
 
 Key = tuple[tuple[str, str], ...]
+
+
+def observe(state: HistogramState, bounds: tuple[float, ...], value: float) -> None:
+    """Record ``value`` in ``state`` (bucket upper ``bounds``)."""
+    # OTel explicit buckets are upper-inclusive: bisect_left finds the first bound >= value.
+    state.counts[bisect_left(bounds, value)] += 1
+    state.sum += value
+    state.count += 1
+    # Comparisons, not min()/max(): those parse their arguments on every call.
+    if value < state.min:  # noqa: PLR1730
+        state.min = value
+    if value > state.max:  # noqa: PLR1730
+        state.max = value
 
 
 class HistogramState:
@@ -87,46 +100,30 @@ class AggregatingMetrics:
         else:
             cell[0] += value
 
-    # Handles: a series key is a tuple of ~10 pairs whose hash Python recomputes on every
-    # dict lookup. A handle looks its series up once (at its first use, so a series still
-    # appears only once something is recorded in it) and then updates it directly.
-    # Handles are valid until :meth:`restore`, which bumps :attr:`epoch`.
-    def counter(self, spec: MetricSpec, key: Key) -> Callable[[float], None]:
-        """A handle adding to one counter series; call it with :attr:`lock` held."""
+    # Series handles: a series key is a tuple of ~10 pairs whose hash Python recomputes on
+    # every dict lookup. A holder of a key (:class:`~nexus_otel.series.CallHandles`) looks
+    # its series up once, at its first use (so a series still appears only once something
+    # is recorded in it), then updates the cell or state directly. Valid until
+    # :meth:`restore`, which bumps :attr:`epoch`.
+    def counter_cell(self, spec: MetricSpec, key: Key) -> list[float]:
+        """The one-element list holding a counter series' total (created at zero); lock held."""
         series = self._counters[spec.name]
-        cell: list[float] | None = None
+        cell = series.get(key)
+        if cell is None:
+            cell = series[key] = [0.0]
+        return cell
 
-        def add(value: float) -> None:
-            nonlocal cell
-            if cell is None:
-                cell = series.get(key)
-                if cell is None:
-                    cell = series[key] = [0.0]
-            cell[0] += value
-
-        return add
-
-    def histogram(self, spec: MetricSpec, key: Key) -> Callable[[float], None]:
-        """A handle recording into one histogram series; call it with :attr:`lock` held."""
-        bounds = self._bounds[spec.name]
+    def histogram_state(self, spec: MetricSpec, key: Key) -> HistogramState:
+        """The state of a histogram series (created empty); lock held."""
         series = self._histograms[spec.name]
-        state: HistogramState | None = None
+        state = series.get(key)
+        if state is None:
+            state = series[key] = HistogramState(len(self._bounds[spec.name]) + 1)
+        return state
 
-        def record(value: float) -> None:
-            nonlocal state
-            if state is None:
-                state = series.get(key)
-                if state is None:
-                    state = series[key] = HistogramState(len(bounds) + 1)
-            state.counts[bisect_left(bounds, value)] += 1
-            state.sum += value
-            state.count += 1
-            if value < state.min:  # noqa: PLR1730
-                state.min = value
-            if value > state.max:  # noqa: PLR1730
-                state.max = value
-
-        return record
+    #: False for a subclass that records histograms elsewhere, through ``histogram(spec, key)``
+    #: handles (:class:`~nexus_otel.api_metrics.ApiMetrics`).
+    holds_histograms = True
 
     def record(self, spec: MetricSpec, key: Key, value: float) -> None:
         bounds = self._bounds[spec.name]
@@ -134,15 +131,7 @@ class AggregatingMetrics:
         state = series.get(key)
         if state is None:
             state = series[key] = HistogramState(len(bounds) + 1)
-        # OTel explicit buckets are upper-inclusive: bisect_left finds the first bound >= value.
-        state.counts[bisect_left(bounds, value)] += 1
-        state.sum += value
-        state.count += 1
-        # Comparisons, not min()/max(): those parse their arguments on every call.
-        if value < state.min:  # noqa: PLR1730
-            state.min = value
-        if value > state.max:  # noqa: PLR1730
-            state.max = value
+        observe(state, bounds, value)
 
     def bounds(self, name: str) -> tuple[float, ...]:
         return self._bounds[name]

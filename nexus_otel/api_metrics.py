@@ -21,6 +21,8 @@ __all__ = ["ApiMetrics"]
 class ApiMetrics(AggregatingMetrics):
     """Counters aggregated here; histograms recorded on the meter's instruments."""
 
+    holds_histograms = False
+
     def __init__(self, meter: Meter, specs: Iterable[MetricSpec] = METRICS) -> None:
         specs = tuple(specs)
         super().__init__(specs)

@@ -139,39 +139,9 @@ class Recorder(ProductRecording):
                 m.add(sc.LABELS_FOLDED, ((sc.LABEL, label),), 1)
             if failed:
                 m.record(sc.OPERATION_DURATION, duration_key, rec.duration_s)
-            else:
-                handles.duration(rec.duration_s)
-            if rec.ttft_s is not None:
-                handles.ttft(rec.ttft_s)
-            if usage is not None:
-                handles.input_tokens(usage.input_tokens)
-                handles.output_tokens(usage.output_tokens)
-                # In DETAILED_TOKEN_TYPES order: cache_read, cache_write_5m, cache_write_1h, reasoning.
-                read, write_5m, write_1h, reasoning = handles.detailed
-                if usage.cache_read_tokens:
-                    read(usage.cache_read_tokens)
-                if usage.cache_write_5m_tokens:
-                    write_5m(usage.cache_write_5m_tokens)
-                if usage.cache_write_1h_tokens:
-                    write_1h(usage.cache_write_1h_tokens)
-                if usage.reasoning_tokens:
-                    reasoning(usage.reasoning_tokens)
-                if cost is not None:
-                    # In COST_TYPES order: input, cache_read, cache_write, output, reasoning.
-                    usd_input, usd_read, usd_write, usd_output, usd_reasoning, _total = cost
-                    add_input, add_read, add_write, add_output, add_reasoning = handles.cost
-                    if usd_input:
-                        add_input(usd_input)
-                    if usd_read:
-                        add_read(usd_read)
-                    if usd_write:
-                        add_write(usd_write)
-                    if usd_output:
-                        add_output(usd_output)
-                    if usd_reasoning:
-                        add_reasoning(usd_reasoning)
-                elif usage.input_tokens or usage.output_tokens:
-                    m.add(sc.PRICING_MISSES, pricing_key(provider, model, response_model), 1)
+            handles.record(None if failed else rec.duration_s, rec.ttft_s, usage, cost)
+            if cost is None and usage is not None and (usage.input_tokens or usage.output_tokens):
+                m.add(sc.PRICING_MISSES, pricing_key(provider, model, response_model), 1)
             if baseline_model is not None:
                 router_key = tuple(
                     (k, v)

@@ -306,8 +306,14 @@ def test_float_costs_on_the_recording_path_equal_the_decimal_reference():
     from nexus_otel.pricing.cost import price_floats, price_usage_decimal
     from nexus_otel.pricing.model import ModelPrice, Rates
 
-    # places=12 also reaches prices finer than 1e-10 USD per 1M (the Decimal fallback).
-    prices = st.decimals(min_value=0, max_value=1000, places=12, allow_nan=False, allow_infinity=False)
+    # places=4: whole 1e-10 USD per token (exact products); 10: whole 1e-10 USD per 1M tokens
+    # (rounded products); 12: finer than that (the Decimal fallback).
+    prices = st.one_of(
+        *(
+            st.decimals(min_value=0, max_value=1000, places=places, allow_nan=False, allow_infinity=False)
+            for places in (4, 10, 12)
+        )
+    )
     tokens = st.integers(min_value=0, max_value=50_000_000)
 
     @settings(max_examples=300, deadline=None)

@@ -40,6 +40,7 @@ def usd(tokens: int, per_million: Decimal) -> Decimal:
 # are also kept as integers: a component is then tokens * units / 1e6 rounded half-even
 # in integer arithmetic, exactly what the Decimal path computes, at a fraction of the cost.
 _UNITS: dict[int, tuple[Rates, tuple[int, int, int, int, int, int] | None]] = {}
+_PER_TOKEN: dict[int, tuple[Rates, tuple[int, int, int, int, int, int] | None]] = {}
 _MILLION = 1_000_000
 
 
@@ -59,6 +60,21 @@ def _units_of(rates: Rates) -> tuple[int, int, int, int, int, int] | None:
     units = tuple(int(v) for v in scaled) if all(v == v.to_integral_value() for v in scaled) else None
     _UNITS[id(rates)] = (rates, units)  # holds the Rates so its id is never reused while cached
     return units  # type: ignore[return-value]
+
+
+def _per_token_units_of(rates: Rates) -> tuple[int, int, int, int, int, int] | None:
+    """The rates in whole 1e-10 USD per *token*, when each is one (a price per 1M tokens
+    with at most four decimals, as every real price is): a component is then an exact
+    product, with nothing to round."""
+    entry = _PER_TOKEN.get(id(rates))
+    if entry is not None and entry[0] is rates:
+        return entry[1]
+    units = _units_of(rates)
+    per_token = None
+    if units is not None and not any(u % _MILLION for u in units):
+        per_token = tuple(u // _MILLION for u in units)
+    _PER_TOKEN[id(rates)] = (rates, per_token)  # type: ignore[assignment]
+    return per_token  # type: ignore[return-value]
 
 
 def _round_units(tokens: int, units: int) -> int:
@@ -103,6 +119,18 @@ def price_floats(price: ModelPrice, usage: Usage) -> tuple[float, float, float, 
     ``float()`` of the Decimal component without building any Decimal.
     """
     rates = price.rates_for(usage.input_tokens) if price.tiers else price.rates  # most prices have no tiers
+    cache_read, cache_write_5m = usage.cache_read_tokens, usage.cache_write_5m_tokens
+    cache_write_1h, reasoning = usage.cache_write_1h_tokens, usage.reasoning_tokens
+    per_token = _per_token_units_of(rates)
+    q = _QUANTA
+    if per_token is not None:
+        inp, read, w5, w1, out, reason = per_token
+        a = (usage.input_tokens - cache_read - cache_write_5m - cache_write_1h) * inp
+        b = cache_read * read
+        c = cache_write_5m * w5 + cache_write_1h * w1
+        d = (usage.output_tokens - reasoning) * out
+        e = reasoning * reason
+        return a / q, b / q, c / q, d / q, e / q, (a + b + c + d + e) / q
     units = _units_of(rates)
     if units is None:
         c = price_usage_decimal(price, usage)
@@ -111,8 +139,6 @@ def price_floats(price: ModelPrice, usage: Usage) -> tuple[float, float, float, 
             float(c.output), float(c.reasoning), float(c.total),
         )  # fmt: skip
     inp, read, w5, w1, out, reason = units
-    cache_read, cache_write_5m = usage.cache_read_tokens, usage.cache_write_5m_tokens
-    cache_write_1h, reasoning = usage.cache_write_1h_tokens, usage.reasoning_tokens
     # _round_units inlined: five Python calls per priced call cost more than the arithmetic.
     m = _MILLION
     amounts = (
@@ -128,13 +154,12 @@ def price_floats(price: ModelPrice, usage: Usage) -> tuple[float, float, float, 
         if not amount:  # cache writes and reasoning are usually zero
             rounded.append(0)
             continue
-        q, r = divmod(amount, m)
-        if 2 * r > m or (2 * r == m and q & 1):
-            q += 1
-        rounded.append(q)
+        whole, r = divmod(amount, m)
+        if 2 * r > m or (2 * r == m and whole & 1):
+            whole += 1
+        rounded.append(whole)
     a, b, w5_units, w1_units, d, e = rounded
     c = w5_units + w1_units
-    q = _QUANTA
     return a / q, b / q, c / q, d / q, e / q, (a + b + c + d + e) / q
 
 

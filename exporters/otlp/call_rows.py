@@ -44,8 +44,8 @@ _EVENT_NAME = ModelCallEvent.name.encode()
 _STR, _INT, _FLOAT, _BOOL = range(4)
 _INT64_SIGN = 1 << 63
 _TWO64 = 1 << 64
-# Distinct attribute byte strings remembered (~150 bytes each); cleared when full.
-_CACHE_MAX = 16_384
+# Distinct attribute byte strings remembered (~150 bytes each, so at most ~5 MB); cleared when full.
+_CACHE_MAX = 32_768
 
 
 def _lean_request_class() -> Any:

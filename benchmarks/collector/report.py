@@ -21,11 +21,13 @@ def markdown(results: dict[str, Any]) -> str:
         target = TARGETS["e2e_events_per_s"]
         lines.append(
             f"| end to end, OTLP logs ({EVENTS_PER_REQUEST}/request, {e['senders']} senders) → committed rollup "
-            f"(`{e['mode']}`) | {e['events_per_s']:,} events/s; p50 {e['request_latency_p50_ms']} ms/request; "
+            f"(`{e['mode']}`) | {e['events_per_s']:,} events/s acknowledged ({e.get('committed_events_per_s', 0):,}/s "
+            f"committed, counting the drain at stop: {e['graceful_stop_s']} s); "
+            f"p50 {e['request_latency_p50_ms']} ms/request; "
             f"rows match: {e['rows_match']}; cores used: collector {e['collector_cores']}, committer "
             f"{e['committer_cores']}; CPU per event: collector {e.get('collector_cpu_us_per_event')} µs, "
             f"committer {e.get('committer_cpu_us_per_event')} µs | — | — | "
-            f"≥ {target:,}/s: {_yes(e['events_per_s'] >= target)} |"
+            f"≥ {target:,}/s: {_yes(min(e['events_per_s'], e.get('committed_events_per_s', 0)) >= target)} |"
         )
     path = results.get("request_path")
     if path:
@@ -83,12 +85,10 @@ def markdown(results: dict[str, Any]) -> str:
 
 def summarise(results: dict[str, Any]) -> dict[str, bool]:
     out: dict[str, bool] = {}
-    direct = [e for e in results.get("end_to_end", []) if e["mode"] == "direct"]
-    if direct:
-        out["e2e >= 50k events/s (direct)"] = direct[0]["events_per_s"] >= TARGETS["e2e_events_per_s"]
-    spool = [e for e in results.get("end_to_end", []) if e["mode"] == "spool"]
-    if spool:
-        out["e2e >= 50k events/s (spool)"] = spool[0]["events_per_s"] >= TARGETS["e2e_events_per_s"]
+    for e in results.get("end_to_end", []):
+        # the target is committed rows: with --spool the drain after the last acknowledgement counts
+        rate = min(e["events_per_s"], e.get("committed_events_per_s", e["events_per_s"]))
+        out[f"e2e >= 50k events/s ({e['mode']})"] = rate >= TARGETS["e2e_events_per_s"]
     if results.get("rollup"):
         out["rollup within 2x of executemany"] = (
             results["rollup"]["write_rows_slowdown_vs_executemany"]

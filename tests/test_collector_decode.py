@@ -204,3 +204,47 @@ def test_a_bad_record_is_rejected_alone(from_bytes: bool) -> None:
     assert out.all_events() == [EVENTS[1], EVENTS[1]]
     assert out.rejected == 1
     assert "'gen_ai.usage.input_tokens' has a value of the wrong type" in out.error_message
+
+
+def _attribute(kv: bytes) -> bytes:
+    return b"\x32" + bytes((len(kv),)) + kv  # LogRecord.attributes = 6
+
+
+def _kv_bytes(key: bytes, any_value: bytes, *, reverse: bool = False) -> bytes:
+    key_field = b"\x0a" + bytes((len(key),)) + key
+    value_field = b"\x12" + bytes((len(any_value),)) + any_value
+    return _attribute(value_field + key_field if reverse else key_field + value_field)
+
+
+_MODEL_KEY = FIELD_KEYS["model"].encode()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        _kv_bytes(_MODEL_KEY, b"\x0a\x01x", reverse=True),  # value before key
+        _kv_bytes(_MODEL_KEY, b"\x0a\x01x\x18\x05"),  # two AnyValue fields: the last one counts
+        _kv_bytes(_MODEL_KEY, b"\x18\x05\x0a\x01y"),
+        _attribute(
+            b"\x0a\x01a\x0a" + bytes((len(_MODEL_KEY),)) + _MODEL_KEY + b"\x12\x03\x0a\x01x"
+        ),  # key twice
+        _kv_bytes(_MODEL_KEY, b"\x0a\x01x") + _kv_bytes(_MODEL_KEY, b"\x0a\x01z"),  # the later one counts
+    ],
+    ids=["value-first", "string-then-int", "int-then-string", "key-twice", "repeated-key"],
+)
+def test_unusual_attribute_layouts_decode_like_the_reference(extra: bytes) -> None:
+    record = _records([EVENTS[0]])[0].SerializeToString() + extra  # appended fields add to the record
+    body = _field(1, _field(2, _field(2, record)))  # resource_logs / scope_logs / log_records, as sent
+    request = ExportLogsServiceRequest.FromString(body)
+    reference = _reference(request.resource_logs[0].scope_logs[0].log_records[0])
+    out = decode_logs(request, body=body)
+    assert (("rejected", out.errors[0]) if out.rejected else out.all_events()[0]) == reference
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    length, out = len(payload), bytearray()
+    while length >= 0x80:
+        out.append(length & 0x7F | 0x80)
+        length >>= 7
+    out.append(length)
+    return bytes((number << 3 | 2,)) + bytes(out) + payload

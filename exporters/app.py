@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metr
 from nexus_otel.events import Event
 
 from .otlp import (
+    DecodedLogs,
     MetricsIngest,
     OtlpHttpError,
     decode_logs,
@@ -40,6 +41,7 @@ from .prometheus import (
     SeriesStore,
     wants_openmetrics,
 )
+from .rollup.rows import prepare_rows
 
 __all__ = ["CollectorApp", "EventSink", "ReadinessCheck"]
 
@@ -66,7 +68,12 @@ _EXPIRE_EVERY_S = 1.0
 
 
 class EventSink(Protocol):
-    """The rollup writer: ``write`` returns only once the batch is durable."""
+    """The rollup writer: ``write`` returns only once the batch is durable.
+
+    A sink that also has ``write_rows`` (every writer of ``exporters.rollup``) gets the
+    rows of ``rollup.rows.prepare_rows`` instead, with the model calls the receiver read
+    straight into rows.
+    """
 
     def write(self, events: Sequence[Event]) -> object: ...
 
@@ -143,7 +150,8 @@ class CollectorApp:
                 return self._metrics(
                     parse_message(body, fmt, metrics_service.ExportMetricsServiceRequest), fmt
                 )
-            return self._logs(parse_message(body, fmt, logs_service.ExportLogsServiceRequest), fmt)
+            request = parse_message(body, fmt, logs_service.ExportLogsServiceRequest)
+            return self._logs(request, fmt, body if fmt == "protobuf" else None)
         except OtlpHttpError as exc:
             self.metrics.rejected.labels(signal, _REASONS.get(exc.status, str(exc.status))).inc()
             headers = (("WWW-Authenticate", 'Bearer realm="otlp"'),) if exc.status == 401 else ()
@@ -166,18 +174,20 @@ class CollectorApp:
             response.partial_success.error_message = result.error_message
         return _message(response, fmt)
 
-    def _logs(self, request: logs_service.ExportLogsServiceRequest, fmt: BodyFormat) -> _Response:
-        decoded = decode_logs(request)
+    def _logs(
+        self, request: logs_service.ExportLogsServiceRequest, fmt: BodyFormat, body: bytes | None
+    ) -> _Response:
+        decoded = decode_logs(request, body=body)
         response = logs_service.ExportLogsServiceResponse()
         rejected, message = decoded.rejected, decoded.error_message
-        if decoded.events:
+        if len(decoded):
             if self.event_sink is None:
-                rejected += len(decoded.events)
+                rejected += len(decoded)
                 message = "; ".join(m for m in (message, "no rollup configured: events are not stored") if m)
-                self.metrics.rejected.labels("logs", "no_rollup").inc(len(decoded.events))
+                self.metrics.rejected.labels("logs", "no_rollup").inc(len(decoded))
             else:
                 try:
-                    self._commit(decoded.events)
+                    self._commit(decoded)
                 except Exception as exc:
                     log.exception("rollup write failed; the sender will retry")
                     self.metrics.rejected.labels("logs", "rollup_unavailable").inc()
@@ -190,17 +200,25 @@ class CollectorApp:
             response.partial_success.error_message = message
         return _message(response, fmt)
 
-    def _commit(self, events: list[Event]) -> None:
+    def _commit(self, decoded: DecodedLogs) -> None:
+        sink = self.event_sink
+        assert sink is not None
         with self._waiting_lock:
             self._waiting += 1
         started = time.perf_counter()
         try:
-            self.event_sink.write(events)
+            write_rows = getattr(sink, "write_rows", None)
+            if write_rows is not None:  # model calls go on as the rows they were read into
+                rows = prepare_rows(decoded.events)
+                rows.add_calls(decoded.call_rows)
+                write_rows(rows)
+            else:
+                sink.write(decoded.all_events())
         finally:
             with self._waiting_lock:
                 self._waiting -= 1
         self.metrics.rollup_commit_seconds.observe(time.perf_counter() - started)
-        self.metrics.events_received.inc(len(events))
+        self.metrics.events_received.inc(len(decoded))
 
     # --- Prometheus and health -------------------------------------------------------
     def _maybe_expire(self) -> None:

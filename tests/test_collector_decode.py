@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -11,6 +12,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from exporters.otlp import decode_logs
 from exporters.otlp.logs import decode_record
+from exporters.rollup.rows import prepare_rows
 from nexus_otel.events import (
     FIELD_KEYS,
     FeatureUseEvent,
@@ -72,20 +74,34 @@ def _reference(record: LogRecord) -> object:
         return ("rejected", str(exc))
 
 
-def _decoded(record: LogRecord) -> object:
+def _decoded(record: LogRecord, from_bytes: bool) -> object:
+    """``from_bytes``: the receiver's protobuf path (model calls read from the body's bytes)."""
     request = ExportLogsServiceRequest()
     request.resource_logs.add().scope_logs.add().log_records.append(record)
-    out = decode_logs(request)
+    out = decode_logs(request, body=request.SerializeToString() if from_bytes else None)
     if out.rejected:
-        assert len(out.events) == 0
+        assert len(out) == 0
         return ("rejected", out.errors[0])
-    (event,) = out.events
+    (event,) = out.all_events()
     return event
 
 
-def test_the_encoders_records_decode_to_the_recorded_events() -> None:
+both_paths = pytest.mark.parametrize("from_bytes", [False, True], ids=["objects", "bytes"])
+
+
+@both_paths
+def test_the_encoders_records_decode_to_the_recorded_events(from_bytes: bool) -> None:
     records = _records(EVENTS)
-    assert [_decoded(r) for r in records] == EVENTS
+    assert [_decoded(r, from_bytes) for r in records] == EVENTS
+
+
+def test_model_calls_are_read_from_the_bytes_into_the_rows_prepare_rows_makes() -> None:
+    calls = [EVENTS[0], dataclasses.replace(EVENTS[1], request_id="r-2")] * 2
+    body = encode_logs_request([*calls, EVENTS[1], EVENTS[2]], resource=b"", scope=b"")
+    out = decode_logs(ExportLogsServiceRequest.FromString(body), body=body)
+    # no request id (keyed by a digest in prepare_rows) and the feature use: read the reference way
+    assert out.events == [EVENTS[1], EVENTS[2]]
+    assert out.call_rows == prepare_rows(calls).by_table["model_calls"]
 
 
 # values of every wire kind for every attribute: the fast path must agree with the reference on each
@@ -123,9 +139,12 @@ def _variants() -> list[LogRecord]:
     return out
 
 
+@both_paths
 @pytest.mark.parametrize("record", _variants(), ids=lambda r: "")
-def test_every_value_kind_of_every_attribute_decodes_like_the_reference(record: LogRecord) -> None:
-    assert _decoded(record) == _reference(record)
+def test_every_value_kind_of_every_attribute_decodes_like_the_reference(
+    record: LogRecord, from_bytes: bool
+) -> None:
+    assert _decoded(record, from_bytes) == _reference(record)
 
 
 def _edited(template: LogRecord, edit) -> LogRecord:
@@ -167,17 +186,65 @@ def _duplicate_last(record: LogRecord) -> None:
     ],
 )
 @pytest.mark.parametrize("template", _records(EVENTS), ids=lambda r: r.event_name)
-def test_names_times_and_duplicate_keys_decode_like_the_reference(template: LogRecord, edit) -> None:
+@both_paths
+def test_names_times_and_duplicate_keys_decode_like_the_reference(
+    template: LogRecord, edit, from_bytes: bool
+) -> None:
     record = _edited(template, edit)
-    assert _decoded(record) == _reference(record)
+    assert _decoded(record, from_bytes) == _reference(record)
 
 
-def test_a_bad_record_is_rejected_alone() -> None:
+@both_paths
+def test_a_bad_record_is_rejected_alone(from_bytes: bool) -> None:
     good, bad = _records([EVENTS[1], EVENTS[1]])
     bad.attributes.append(KeyValue(key=FIELD_KEYS["input_tokens"], value=AnyValue(string_value="many")))
     request = ExportLogsServiceRequest()
     request.resource_logs.add().scope_logs.add().log_records.extend([good, bad, good])
-    out = decode_logs(request)
-    assert out.events == [EVENTS[1], EVENTS[1]]
+    out = decode_logs(request, body=request.SerializeToString() if from_bytes else None)
+    assert out.all_events() == [EVENTS[1], EVENTS[1]]
     assert out.rejected == 1
     assert "'gen_ai.usage.input_tokens' has a value of the wrong type" in out.error_message
+
+
+def _attribute(kv: bytes) -> bytes:
+    return b"\x32" + bytes((len(kv),)) + kv  # LogRecord.attributes = 6
+
+
+def _kv_bytes(key: bytes, any_value: bytes, *, reverse: bool = False) -> bytes:
+    key_field = b"\x0a" + bytes((len(key),)) + key
+    value_field = b"\x12" + bytes((len(any_value),)) + any_value
+    return _attribute(value_field + key_field if reverse else key_field + value_field)
+
+
+_MODEL_KEY = FIELD_KEYS["model"].encode()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        _kv_bytes(_MODEL_KEY, b"\x0a\x01x", reverse=True),  # value before key
+        _kv_bytes(_MODEL_KEY, b"\x0a\x01x\x18\x05"),  # two AnyValue fields: the last one counts
+        _kv_bytes(_MODEL_KEY, b"\x18\x05\x0a\x01y"),
+        _attribute(
+            b"\x0a\x01a\x0a" + bytes((len(_MODEL_KEY),)) + _MODEL_KEY + b"\x12\x03\x0a\x01x"
+        ),  # key twice
+        _kv_bytes(_MODEL_KEY, b"\x0a\x01x") + _kv_bytes(_MODEL_KEY, b"\x0a\x01z"),  # the later one counts
+    ],
+    ids=["value-first", "string-then-int", "int-then-string", "key-twice", "repeated-key"],
+)
+def test_unusual_attribute_layouts_decode_like_the_reference(extra: bytes) -> None:
+    record = _records([EVENTS[0]])[0].SerializeToString() + extra  # appended fields add to the record
+    body = _field(1, _field(2, _field(2, record)))  # resource_logs / scope_logs / log_records, as sent
+    request = ExportLogsServiceRequest.FromString(body)
+    reference = _reference(request.resource_logs[0].scope_logs[0].log_records[0])
+    out = decode_logs(request, body=body)
+    assert (("rejected", out.errors[0]) if out.rejected else out.all_events()[0]) == reference
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    length, out = len(payload), bytearray()
+    while length >= 0x80:
+        out.append(length & 0x7F | 0x80)
+        length >>= 7
+    out.append(length)
+    return bytes((number << 3 | 2,)) + bytes(out) + payload

@@ -22,8 +22,9 @@ from typing import Any
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from nexus_otel.events import EVENT_TYPES, FIELD_KEYS, Event, from_attributes
+from nexus_otel.events import EVENT_TYPES, FIELD_KEYS, Event, ModelCallEvent, from_attributes
 
+from .call_rows import read_call_rows
 from .values import attributes
 
 __all__ = ["DecodedLogs", "decode_logs", "decode_record"]
@@ -56,9 +57,20 @@ _PLANS: dict[str, tuple[type[Event], dict[str, tuple[str, int]]]] = {
 
 @dataclass(slots=True)
 class DecodedLogs:
+    """``call_rows``: model calls read from the body's bytes, already ``model_calls`` rows
+    (``call_rows.read_call_rows``); ``events``: every other record read."""
+
     events: list[Event] = field(default_factory=list)
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
+    call_rows: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.events) + len(self.call_rows)
+
+    def all_events(self) -> list[Event]:
+        """Every record read, as events (the rows turned back into the events they came from)."""
+        return self.events + [ModelCallEvent(*row) for row in self.call_rows]
 
     def reject(self, message: str) -> None:
         self.rejected += 1
@@ -72,26 +84,37 @@ class DecodedLogs:
         return "; ".join(self.errors) + tail
 
 
-def decode_logs(request: ExportLogsServiceRequest) -> DecodedLogs:
+def decode_logs(request: ExportLogsServiceRequest, *, body: bytes | None = None) -> DecodedLogs:
     """Events from every log record; a record with an unknown event name or bad attribute is rejected.
 
     The event name is the record's ``event_name`` (OTLP 1.5+) or its ``event.name``
-    attribute. A record without ``nexus.timestamp`` takes its OTLP time.
+    attribute. A record without ``nexus.timestamp`` takes its OTLP time. ``body``, the
+    protobuf bytes ``request`` was parsed from, lets model calls be read from the bytes
+    into ``call_rows`` (see ``call_rows.py``); the other records are read from ``request``.
     """
     out = DecodedLogs()
-    append = out.events.append
-    for resource_logs in request.resource_logs:
-        for scope_logs in resource_logs.scope_logs:
-            for record in scope_logs.log_records:
-                event = _fast(record)
-                if event is None:
-                    try:
-                        event = decode_record(record)
-                    except (ValueError, TypeError) as exc:
-                        out.reject(str(exc))
-                        continue
-                append(event)
+    lean = read_call_rows(body) if body is not None else None
+    if lean is None:
+        for resource_logs in request.resource_logs:
+            for scope_logs in resource_logs.scope_logs:
+                for record in scope_logs.log_records:
+                    _decode_into(out, record)
+        return out
+    out.call_rows = lean.rows
+    for r, s, k in lean.others:
+        _decode_into(out, request.resource_logs[r].scope_logs[s].log_records[k])
     return out
+
+
+def _decode_into(out: DecodedLogs, record: LogRecord) -> None:
+    event = _fast(record)
+    if event is None:
+        try:
+            event = decode_record(record)
+        except (ValueError, TypeError) as exc:
+            out.reject(str(exc))
+            return
+    out.events.append(event)
 
 
 def decode_record(record: LogRecord) -> Event:

@@ -29,7 +29,7 @@ from nexus_otel.events import Event
 
 from .committer import FRAME, REPLY
 from .connection import Synchronous
-from .rows import prepare_rows
+from .rows import PreparedRows, prepare_rows
 from .writer import RollupWriter, WriteResult
 
 __all__ = ["ProcessWriter"]
@@ -85,7 +85,10 @@ class ProcessWriter:
 
     def write(self, events: Sequence[Event]) -> WriteResult:
         """Commit ``events``; ``ValueError`` (before anything is sent) for an event that cannot be stored."""
-        rows = prepare_rows(events)
+        return self.write_rows(prepare_rows(events))
+
+    def write_rows(self, rows: PreparedRows) -> WriteResult:
+        """Commit rows made by :func:`~exporters.rollup.rows.prepare_rows`; return after the commit."""
         if not len(rows):
             return WriteResult(0, 0)
         payload = marshal.dumps(rows.by_table, _MARSHAL_VERSION)

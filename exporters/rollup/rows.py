@@ -79,6 +79,12 @@ class PreparedRows:
         for table, rows in other.by_table.items():
             self.by_table.setdefault(table, []).extend(rows)
 
+    def add_calls(self, rows: list[tuple[Any, ...]]) -> None:
+        """Add ``model_calls`` rows already checked as ``prepare_rows`` checks them
+        (``exporters.otlp.call_rows`` reads only such rows)."""
+        if rows:
+            self.by_table.setdefault("model_calls", []).extend(rows)
+
 
 def _content_key(kind: str, values: tuple[Any, ...]) -> str:
     return hashlib.sha256(repr((kind, values)).encode()).hexdigest()

@@ -240,7 +240,10 @@ class SpooledWriter:
 
     def write(self, events: Sequence[Event]) -> SpoolResult:
         """Spool ``events`` durably and return; they reach the rollup within ``flush_interval_s`` or so."""
-        rows = prepare_rows(events)
+        return self.write_rows(prepare_rows(events))
+
+    def write_rows(self, rows: PreparedRows) -> SpoolResult:
+        """Spool rows made by :func:`~exporters.rollup.rows.prepare_rows` durably and return."""
         size = len(rows)
         if not size:
             return SpoolResult(0)

@@ -117,13 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         import_runs = ["--runs", "5"]
     else:
         ours_sizes = ["--calls", "1500", "--repeats", "16", "--warmup", "3000"]
-        # Batches of 25 calls interleave bare and instrumented every ~40 ms; the export is
-        # flushed every 400 calls, as with one batch of 400.
+        # Bare and instrumented alternate call by call (the order swapping every call), so
+        # load changing over milliseconds hits both alike; the export is flushed every 400
+        # calls, as with one batch of 400.
         client_sizes = [
-            "--client-calls", "25", "--client-repeats", "240", "--client-warmup", "300",
-            "--client-settle-every", "16",
+            "--client-calls", "1", "--client-repeats", "5000", "--client-warmup", "300",
+            "--client-settle-every", "400",
         ]  # fmt: skip
-        peer_sizes = ["--calls", "25", "--repeats", "240", "--warmup", "300", "--settle-every", "16"]
+        peer_sizes = ["--calls", "1", "--repeats", "5000", "--warmup", "300", "--settle-every", "400"]
         import_runs = ["--runs", "21"]
 
     started = time.monotonic()

@@ -260,13 +260,14 @@ class ActivitySource:
         clauses = "".join(f" AND {name} = ?" for name, _ in others)
         values = [v for _, v in others]
         if self.table is not None:
-            # the first row of the (user_id, day) index that matches is the user's first day: one seek per
-            # user (user_team_day may hold several rows on that day, one per team and project)
-            matching = f"FROM {self.table} WHERE user_id = ?{clauses}"
-            sql = f"SELECT MIN(first_seen) {matching} AND day = (SELECT MIN(day) {matching})"
+            # walks the (user_id, day) index from the user's first day to the first matching one (only that
+            # day's rows are sorted by first_seen: user_team_day has one per team and project). A MIN(day)
+            # subquery instead made SQLite scan the whole team's rows for every user: 5.3 s vs 0.09 s.
+            order = "ORDER BY day, first_seen LIMIT 1"
+            sql = f"SELECT first_seen FROM {self.table} WHERE user_id = ?{clauses} {order}"
             for user in users:
-                row = conn.execute(sql, (user, *values, user, *values)).fetchone()
-                if row is not None and row[0] is not None:
+                row = conn.execute(sql, (user, *values)).fetchone()
+                if row is not None:
                     out[user] = float(row[0])
             return out
         for table in self._tables():

@@ -263,7 +263,7 @@ class ActivitySource:
             # walks the (user_id, day) index from the user's first day to the first matching one (only that
             # day's rows are sorted by first_seen: user_team_day has one per team and project). A MIN(day)
             # subquery instead made SQLite scan the whole team's rows for every user: 5.3 s vs 0.09 s.
-            order = "ORDER BY day, first_seen LIMIT 1"
+            order = "ORDER BY day LIMIT 1" if self.use_user_day else "ORDER BY day, first_seen LIMIT 1"
             sql = f"SELECT first_seen FROM {self.table} WHERE user_id = ?{clauses} {order}"
             for user in users:
                 row = conn.execute(sql, (user, *values)).fetchone()

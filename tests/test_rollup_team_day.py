@@ -1,6 +1,8 @@
-"""``user_team_day``: per-user days by team and project, folded per batch and backfilled by migration 3."""
+"""Migration 3's tables (``user_team_day``, its features, ``feature_use_day``): folded per batch, backfilled."""
 
 from __future__ import annotations
+
+from datetime import datetime, timezone
 
 import pytest
 
@@ -9,7 +11,7 @@ from nexus_otel.events import FeatureUseEvent
 from tests.rollup_data import model_call, reference_user_team_days, seeded_events, utc
 
 START = utc("2026-01-30T20:00:00")
-TEAM_TABLES = ("user_team_day", "user_team_day_features")
+TEAM_TABLES = ("user_team_day", "user_team_day_features", "feature_use_day")
 
 
 def _rows(path, sql: str) -> list[tuple]:
@@ -18,6 +20,10 @@ def _rows(path, sql: str) -> list[tuple]:
         return db.execute(sql).fetchall()
     finally:
         db.close()
+
+
+def _day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).date().isoformat()
 
 
 def _snapshot(path) -> dict[str, list[tuple]]:
@@ -47,6 +53,12 @@ def test_user_team_day_holds_each_teams_share_of_a_users_day(tmp_path):
         assert (first, last) == (want["first_seen"], want["last_seen"])
     features = {r[:5]: [r[5], r[6]] for r in _rows(path, "SELECT * FROM user_team_day_features")}
     assert features == want_features
+    uses: dict[tuple[str, ...], float] = {}
+    for e in events:
+        if isinstance(e, FeatureUseEvent) and e.feature is not None:
+            key = (_day(e.timestamp), e.team or "", e.project or "", e.feature)
+            uses[key] = uses.get(key, 0) + e.count
+    assert {r[:4]: r[4] for r in _rows(path, "SELECT * FROM feature_use_day")} == uses
     # the per-team rows add up to user_day's
     per_user = _rows(path, "SELECT day, user_id, SUM(requests), MIN(first_seen), MAX(last_seen) FROM "
                            "user_team_day GROUP BY 1, 2 ORDER BY 1, 2")  # fmt: skip

@@ -188,7 +188,7 @@ def _recommender_tables(db: sqlite_utils.Database) -> None:
 
 
 def _user_team_day(db: sqlite_utils.Database) -> None:
-    """Per-user days keyed by team and project too, backfilled from the raw events still kept.
+    """Per-user days keyed by team and project too, and feature-use counts per day, from the raw events kept.
 
     The key starts with team because team-scoped reads (a team API key) are what this table is
     for: a team's days are then one range of the primary key. Project-only and per-user reads
@@ -227,6 +227,11 @@ def _user_team_day(db: sqlite_utils.Database) -> None:
         not_null={"day", "team", "project", "user_id", "feature", "first_seen", "last_seen"},
     )
     db["user_team_day_features"].create_index(["project", "day"])
+    db["feature_use_day"].create(
+        {"day": str, "team": str, "project": str, "feature": str, "uses": float},
+        pk=("day", "team", "project", "feature"),
+        not_null={"day", "team", "project", "feature", "uses"},
+    )
     backfill_team_activity(db.conn)
 
 
@@ -234,7 +239,7 @@ def _user_team_day(db: sqlite_utils.Database) -> None:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "recommender: anomaly scores, alert inbox, failed-call index", _recommender_tables),
-    Migration(3, "user_team_day: per-user days by team and project", _user_team_day),
+    Migration(3, "user_team_day: per-user days by team and project; feature_use_day", _user_team_day),
 )
 
 

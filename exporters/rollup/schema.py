@@ -81,6 +81,10 @@ bound is one of the GenAI duration buckets; calls above the last bound are
     Primary key ``(team, day, project, user_id, feature)``; ``first_seen``,
     ``last_seen`` of the user's events with that feature in that team and
     project that day (events without a feature do not appear).
+``feature_use_day``
+    Primary key ``(day, team, project, feature)``; ``uses``: the sum of the
+    feature-use counts of that day (with or without a user; uses without a
+    feature do not appear). Added by migration 3.
 
 Bookkeeping
 -----------

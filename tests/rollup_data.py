@@ -15,7 +15,14 @@ from nexus_otel.events import (
     SessionEvent,
 )
 
-__all__ = ["model_call", "reference_aggregates", "reference_user_days", "seeded_events", "utc"]
+__all__ = [
+    "model_call",
+    "reference_aggregates",
+    "reference_user_days",
+    "reference_user_team_days",
+    "seeded_events",
+    "utc",
+]
 
 MODELS = (("gpt-4o", "openai"), ("gpt-4o-mini", "openai"), ("claude-sonnet-4", "anthropic"))
 
@@ -169,3 +176,33 @@ def reference_user_days(events: list[Event]) -> dict[tuple[str, str], dict[str, 
             row["features"].add(e.feature)
         row["team"], row["project"], row["last_seen"] = e.team, e.project, e.timestamp
     return out
+
+
+def reference_user_team_days(
+    events: list[Event],
+) -> tuple[dict[tuple[str, str, str, str], dict[str, object]], dict[tuple[str, ...], list[float]]]:
+    """``user_team_day`` and ``user_team_day_features`` computed in Python: per (day, team, project, user)."""
+    days: dict[tuple[str, str, str, str], dict[str, object]] = {}
+    features: dict[tuple[str, ...], list[float]] = {}
+    for e in events:
+        if not isinstance(e, (ModelCallEvent, FeatureUseEvent)) or e.user_id is None:
+            continue
+        day = datetime.fromtimestamp(e.timestamp, timezone.utc).date().isoformat()
+        key = (day, e.team or "", e.project or "", e.user_id)
+        row = days.setdefault(
+            key,
+            {"requests": 0, "input_tokens": 0, "cost_usd": 0.0, "feature_uses": 0,
+             "first_seen": e.timestamp, "last_seen": e.timestamp},
+        )  # fmt: skip
+        if isinstance(e, ModelCallEvent):
+            row["requests"] += 1
+            row["input_tokens"] += e.input_tokens
+            row["cost_usd"] += e.cost_usd or 0.0
+        else:
+            row["feature_uses"] += e.count
+        row["first_seen"] = min(row["first_seen"], e.timestamp)
+        row["last_seen"] = max(row["last_seen"], e.timestamp)
+        if e.feature is not None:
+            seen = features.setdefault((*key, e.feature), [e.timestamp, e.timestamp])
+            seen[0], seen[1] = min(seen[0], e.timestamp), max(seen[1], e.timestamp)
+    return days, features

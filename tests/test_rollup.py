@@ -115,7 +115,8 @@ def test_redelivery_is_counted_once_everywhere(writer, db_path):
 
     def snapshot():
         return {t: sorted(rows(db_path, f"SELECT * FROM {t}"), key=repr)
-                for t in (*AGG_TABLES, "user_day", "user_day_features")}  # fmt: skip
+                for t in (*AGG_TABLES, "user_day", "user_day_features", "user_team_day",
+                          "user_team_day_features", "feature_use_day")}  # fmt: skip
 
     before = snapshot()
     again = writer.write(events[:300])  # the same OTLP request delivered twice

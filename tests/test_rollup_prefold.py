@@ -9,7 +9,14 @@ from nexus_otel.events import FeatureUseEvent, ModelCallEvent
 from tests.rollup_data import model_call, seeded_events, utc
 
 START = utc("2026-01-30T22:00:00")  # two UTC days
-TABLES = (*AGG_TABLES, "user_day", "user_day_features")
+TABLES = (
+    *AGG_TABLES,
+    "user_day",
+    "user_day_features",
+    "user_team_day",
+    "user_team_day_features",
+    "feature_use_day",
+)
 
 
 def _tables(path) -> dict[str, list[tuple]]:

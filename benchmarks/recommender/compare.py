@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rollup", default="/tmp/nexus-bench/rollup-10m.db")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--periods", default="30d,90d")
+    parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help="comma-separated paths")
+    parser.add_argument("--keys", default="admin,team")
     parser.add_argument("--output", default="/tmp/nexus-bench/compare.json")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -83,7 +85,12 @@ def main(argv: list[str] | None = None) -> int:
             env={**os.environ, "PYTHONPATH": path},
         )
         print(name, procs[name].stdout.readline().strip(), file=sys.stderr, flush=True)  # type: ignore[union-attr]
-    cases = [(p, per, k) for p in ENDPOINTS for per in args.periods.split(",") for k in ("admin", "team")]
+    cases = [
+        (p, per, k)
+        for p in args.endpoints.split(",")
+        for per in args.periods.split(",")
+        for k in args.keys.split(",")
+    ]
     samples: dict[tuple[str, str, str], dict[str, list[float]]] = {
         c: {"before": [], "after": []} for c in cases
     }

@@ -492,7 +492,17 @@ def _build_part(job: dict) -> dict:
 
 
 #: tables copied from a later part into the first, in this order (ids are reassigned in time order)
-_MERGE_TABLES = (*COLUMNS, "agg_minute", "agg_hour", "agg_day", "user_day", "user_day_features")
+_MERGE_TABLES = (
+    *COLUMNS,
+    "agg_minute",
+    "agg_hour",
+    "agg_day",
+    "user_day",
+    "user_day_features",
+    "user_team_day",
+    "user_team_day_features",
+    "feature_use_day",
+)
 
 
 def _merge(out: Path, part: Path) -> None:

@@ -71,7 +71,7 @@ SELECTED: dict[str, tuple[str, ...]] = {
     "periods": ("30d", "90d"),
     "keys": ("admin", "team"),
 }
-#: name -> (key, scope); "team" is the biggest team's key (its filter forces raw-table paths)
+#: name -> (key, scope); "team" is the biggest team's key (its filter sends user metrics to user_team_day)
 KEYS = {"admin": ("bench-admin-key-000001", "admin"), "team": ("bench-team-key-search", "team:search")}
 
 

@@ -1,4 +1,4 @@
-"""Fold freshly inserted raw rows into the minute/hour/day aggregates and ``user_day``.
+"""Fold freshly inserted raw rows into the minute/hour/day aggregates and the per-user days.
 
 The writer inserts raw rows with ``INSERT OR IGNORE`` and then calls
 :func:`fold_new_rows` in the same transaction with the highest row ids that
@@ -16,7 +16,13 @@ from collections.abc import Callable
 
 from .schema import AGG_DIMENSIONS, AGG_TABLES, CALL_ROW_EXPRESSIONS, agg_columns, agg_sum_columns
 
-__all__ = ["ACTIVITY_STAGE_INSERT", "MINUTE_STAGE_INSERT", "fold_new_rows", "max_row_ids"]
+__all__ = [
+    "ACTIVITY_STAGE_INSERT",
+    "MINUTE_STAGE_INSERT",
+    "backfill_team_activity",
+    "fold_new_rows",
+    "max_row_ids",
+]
 
 _SUMS = agg_sum_columns()
 _FLOAT_SUMS = frozenset(c for c, t in agg_columns().items() if t is float)
@@ -143,6 +149,63 @@ ON CONFLICT (day, user_id) DO UPDATE SET
 """
 
 
+# The same stage keyed by team and project as well: user_day keeps only a day's last team, so
+# "who was active in team T" could only be answered from raw events (seconds at 10M events).
+# A missing team or project is '' as in the other aggregate keys; a missing feature stays out of
+# the features table, as in user_day_features. Both fold paths (SQL and prefold) fill the stage,
+# so these statements serve both.
+_USER_TEAM_DAY_SQL = f"""
+INSERT INTO user_team_day (day, team, project, user_id, requests, input_tokens, output_tokens, cost_usd,
+                           feature_uses, first_seen, last_seen)
+SELECT day, COALESCE(team, ''), COALESCE(project, ''), user_id, SUM(requests), SUM(input_tokens),
+       SUM(output_tokens), TOTAL(cost_usd), SUM(feature_uses), MIN(first_seen), MAX(last_seen)
+FROM {_ACTIVITY_STAGE} GROUP BY 1, 2, 3, 4
+ON CONFLICT (team, day, project, user_id) DO UPDATE SET
+    requests = user_team_day.requests + excluded.requests,
+    input_tokens = user_team_day.input_tokens + excluded.input_tokens,
+    output_tokens = user_team_day.output_tokens + excluded.output_tokens,
+    cost_usd = user_team_day.cost_usd + excluded.cost_usd,
+    feature_uses = user_team_day.feature_uses + excluded.feature_uses,
+    first_seen = MIN(user_team_day.first_seen, excluded.first_seen),
+    last_seen = MAX(user_team_day.last_seen, excluded.last_seen)
+"""
+
+_USER_TEAM_DAY_FEATURES_SQL = f"""
+INSERT INTO user_team_day_features (day, team, project, user_id, feature, first_seen, last_seen)
+SELECT day, COALESCE(team, ''), COALESCE(project, ''), user_id, feature, MIN(first_seen), MAX(last_seen)
+FROM {_ACTIVITY_STAGE} WHERE feature IS NOT NULL GROUP BY 1, 2, 3, 4, 5
+ON CONFLICT (team, day, project, user_id, feature) DO UPDATE SET
+    first_seen = MIN(user_team_day_features.first_seen, excluded.first_seen),
+    last_seen = MAX(user_team_day_features.last_seen, excluded.last_seen)
+"""
+
+
+# Feature-use counts per (day, team, project, feature), users or not: the analytics' "uses" per
+# feature read millions of raw feature uses at 10M events. Few rows per batch, so both fold paths
+# read them back by row id instead of grouping them in memory.
+_FEATURE_USE_DAY_SQL = """
+INSERT INTO feature_use_day (day, team, project, feature, uses)
+SELECT date(ts, 'unixepoch'), COALESCE(team, ''), COALESCE(project, ''), feature, TOTAL(count)
+FROM feature_uses WHERE id > ? AND feature IS NOT NULL GROUP BY 1, 2, 3, 4
+ON CONFLICT (day, team, project, feature) DO UPDATE SET uses = feature_use_day.uses + excluded.uses
+"""
+
+
+def backfill_team_activity(conn: sqlite3.Connection) -> None:
+    """Fill ``user_team_day``, its features table and ``feature_use_day`` from every raw row (migration 3).
+
+    Goes through the same stage and upserts as the fold, so a backfilled table equals one
+    folded batch by batch from the same rows.
+    """
+    conn.execute(_ACTIVITY_STAGE_CREATE)
+    conn.execute(_ACTIVITY_STAGE_CLEAR)
+    conn.execute(_ACTIVITY_STAGE_SQL, {"calls": 0, "uses": 0})
+    conn.execute(_USER_TEAM_DAY_SQL)
+    conn.execute(_USER_TEAM_DAY_FEATURES_SQL)
+    conn.execute(_ACTIVITY_STAGE_CLEAR)
+    conn.execute(_FEATURE_USE_DAY_SQL, (0,))
+
+
 def max_row_ids(conn: sqlite3.Connection) -> tuple[int, int]:
     """The highest ``model_calls`` and ``feature_uses`` row ids (0 when empty).
 
@@ -185,4 +248,8 @@ def fold_new_rows(
         conn.execute(_STAGE_CLEAR)
     conn.execute(_USER_DAY_FEATURES_SQL)
     conn.execute(_USER_DAY_SQL)
+    conn.execute(_USER_TEAM_DAY_SQL)
+    conn.execute(_USER_TEAM_DAY_FEATURES_SQL)
     conn.execute(_ACTIVITY_STAGE_CLEAR)
+    if new_uses:
+        conn.execute(_FEATURE_USE_DAY_SQL, (uses_after,))

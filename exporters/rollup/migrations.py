@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 
 import sqlite_utils
 
+from .aggregate import backfill_team_activity
 from .connection import immediate_transaction
 from .schema import AGG_DIMENSIONS, AGG_TABLES, agg_columns
 
@@ -186,10 +187,59 @@ def _recommender_tables(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_model_calls_errors_ts ON model_calls (ts) WHERE outcome = 'error'")
 
 
+def _user_team_day(db: sqlite_utils.Database) -> None:
+    """Per-user days keyed by team and project too, and feature-use counts per day, from the raw events kept.
+
+    The key starts with team because team-scoped reads (a team API key) are what this table is
+    for: a team's days are then one range of the primary key. Project-only and per-user reads
+    have their own (column, day) indexes.
+    """
+    db["user_team_day"].create(
+        {
+            "day": str,
+            "team": str,
+            "project": str,
+            "user_id": str,
+            "requests": int,
+            "input_tokens": int,
+            "output_tokens": int,
+            "cost_usd": float,
+            "feature_uses": int,
+            "first_seen": float,
+            "last_seen": float,
+        },
+        pk=("team", "day", "project", "user_id"),
+        not_null={"day", "team", "project", "user_id", "requests", "feature_uses", "first_seen", "last_seen"},
+    )
+    db["user_team_day"].create_index(["project", "day"])
+    db["user_team_day"].create_index(["user_id", "day"])
+    db["user_team_day_features"].create(
+        {
+            "day": str,
+            "team": str,
+            "project": str,
+            "user_id": str,
+            "feature": str,
+            "first_seen": float,
+            "last_seen": float,
+        },
+        pk=("team", "day", "project", "user_id", "feature"),
+        not_null={"day", "team", "project", "user_id", "feature", "first_seen", "last_seen"},
+    )
+    db["user_team_day_features"].create_index(["project", "day"])
+    db["feature_use_day"].create(
+        {"day": str, "team": str, "project": str, "feature": str, "uses": float},
+        pk=("day", "team", "project", "feature"),
+        not_null={"day", "team", "project", "feature", "uses"},
+    )
+    backfill_team_activity(db.conn)
+
+
 #: Every migration, in version order.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "recommender: anomaly scores, alert inbox, failed-call index", _recommender_tables),
+    Migration(3, "user_team_day: per-user days by team and project; feature_use_day", _user_team_day),
 )
 
 

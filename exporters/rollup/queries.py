@@ -13,7 +13,13 @@ from .schema import AGG_TABLES, LATENCY_BOUNDS_S, RAW_TABLES
 
 __all__ = ["RollupStats", "latency_quantile", "rollup_stats", "spend_usd"]
 
-_OTHER_TABLES = ("user_day", "user_day_features")
+_OTHER_TABLES = (
+    "user_day",
+    "user_day_features",
+    "user_team_day",
+    "user_team_day_features",
+    "feature_use_day",
+)
 
 
 @dataclass(frozen=True, slots=True)

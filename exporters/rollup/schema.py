@@ -44,7 +44,7 @@ Raw event tables (pruned after the retention period)
 ``event_key`` (UNIQUE) is the SHA-256 of the event's content: these events carry
 no id of their own, and it makes their re-delivery idempotent too.
 
-Aggregates (kept forever)
+Aggregates (kept forever; retention prunes only the raw tables)
 -------------------------
 ``agg_minute``, ``agg_hour``, ``agg_day`` share one layout. Primary key
 ``(bucket_start, model, provider, operation, feature, team, project, outcome,
@@ -67,6 +67,24 @@ bound is one of the GenAI duration buckets; calls above the last bound are
     ``team`` and ``project`` (of the user's latest event that day),
     ``first_seen`` and ``last_seen`` (Unix seconds of the day's first and last
     event). Events without a user id do not appear here.
+``user_day_features``
+    Primary key ``(day, user_id, feature)``: the features a user touched that day.
+``user_team_day``
+    Primary key ``(team, day, project, user_id)`` (a missing team or project is
+    ``''``); ``requests``, ``input_tokens``, ``output_tokens``, ``cost_usd``,
+    ``feature_uses``, ``first_seen``, ``last_seen``: ``user_day`` split by the
+    team and project of each event, so a user who worked for two teams on one day
+    has a row in each (``user_day`` keeps only the last one). Team- and
+    project-scoped user metrics read this instead of raw events. Added by
+    migration 3, which fills it from the raw events kept at the time.
+``user_team_day_features``
+    Primary key ``(team, day, project, user_id, feature)``; ``first_seen``,
+    ``last_seen`` of the user's events with that feature in that team and
+    project that day (events without a feature do not appear).
+``feature_use_day``
+    Primary key ``(day, team, project, feature)``; ``uses``: the sum of the
+    feature-use counts of that day (with or without a user; uses without a
+    feature do not appear). Added by migration 3.
 
 Bookkeeping
 -----------

@@ -45,12 +45,7 @@ def usage_metrics(
     peak = sorted(by_hour.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
     src = ActivitySource(rollup, query) if source is None else source
     feature_users = src.feature_users(query.range.start, query.range.end)
-    sql, params, _ = events.where("feature_uses", query)
-    uses = dict(
-        rollup.execute(
-            f"SELECT feature, TOTAL(count) FROM feature_uses WHERE {sql} GROUP BY feature", params
-        ).fetchall()
-    )
+    uses = events.feature_uses_by_feature(rollup, query)
     ssql, sparams, _ = events.where("sessions", query)
     sessions = rollup.execute(
         f"SELECT COUNT(DISTINCT session_id) FROM sessions WHERE {ssql} AND state = 'started'", sparams

@@ -13,7 +13,7 @@ from ..params import Query, TimeRange, iso_utc
 from ..store.events import where
 from ..store.reader import Rollup
 from ..store.totals import COST_SUMS, grouped, regroup, series, total
-from ..store.users import day_of
+from ..store.users import activity_table, day_of
 from .forecast import DAY, FIT_DAYS, DailyModel, fit_daily, forecast_total, horizon_bounds
 
 __all__ = [
@@ -60,20 +60,21 @@ def cost_breakdown(
 def top_users(rollup: Rollup, query: Query, limit: int = 20) -> list[dict[str, object]]:
     """The costliest users in the range.
 
-    Without filters other than the user, whole UTC days come from ``user_day``
-    and only the partial days at the edges from raw calls; otherwise raw calls
-    (the aggregates carry no user).
+    Whole UTC days come from ``user_day`` (no filter but the user) or ``user_team_day``
+    (team, project and user filters), only the partial days at the edges from raw calls;
+    under any other filter everything comes from raw calls (the aggregates carry no user).
     """
     start, end = query.range.start, query.range.end
     first_day, last_day = math.ceil(start / DAY) * DAY, math.floor(end / DAY) * DAY
     parts, params = [], []
-    if set(query.filter_map) <= {"user_id"} and first_day < last_day:
-        user = query.get("user_id")
+    table = activity_table(query.filter_map)
+    if table is not None and first_day < last_day:
+        filters = sorted(query.filter_map.items())
         parts.append(
-            "SELECT user_id, cost_usd, requests FROM user_day WHERE day >= ? AND day < ? AND requests > 0"
-            + (" AND user_id = ?" if user else "")
+            f"SELECT user_id, cost_usd, requests FROM {table} WHERE day >= ? AND day < ? AND requests > 0"
+            + "".join(f" AND {name} = ?" for name, _ in filters)
         )
-        params += [day_of(first_day), day_of(last_day), *([user] if user else [])]
+        params += [day_of(first_day), day_of(last_day), *(value for _, value in filters)]
         edges = [(start, first_day), (last_day, end)]
     else:
         edges = [(start, end)]

@@ -228,13 +228,21 @@ def _first_used(rollup: Rollup, query: Query, src: ActivitySource) -> dict[str, 
             params.append(src.filters["user_id"])
         rows = rollup.execute(sql + " GROUP BY feature", params).fetchall()
         return {f: datetime.fromisoformat(d).replace(tzinfo=timezone.utc).timestamp() for f, d in rows if f}
+    clauses = " AND ".join(f"{name} = ?" for name in sorted(src.filters))
+    values = [v for _, v in sorted(src.filters.items())]
+    if src.table is not None:
+        # the first event of each (day, team, project, user, feature): the same MIN as over the raw events
+        rows = rollup.execute(
+            f"SELECT feature, MIN(first_seen) FROM user_team_day_features WHERE {clauses} GROUP BY feature",
+            values,
+        ).fetchall()
+        return {feature: float(t) for feature, t in rows}
     tables = ["model_calls"] if {"model", "provider"} & set(src.filters) else ["model_calls", "feature_uses"]
     out: dict[str, float] = {}
     for table in tables:
-        clauses = " AND ".join(f"{name} = ?" for name in sorted(src.filters))
         rows = rollup.execute(
             f"SELECT feature, MIN(ts) FROM {table} WHERE feature IS NOT NULL AND {clauses} GROUP BY feature",
-            [v for _, v in sorted(src.filters.items())],
+            values,
         ).fetchall()
         for feature, t in rows:
             out[feature] = min(out.get(feature, t), t)
@@ -245,7 +253,7 @@ def low_adoption(rollup: Rollup, query: Query, per_month: float) -> list[dict[st
     """Features few active users touch: promote them or retire them (and their model spend)."""
     rng = query.range
     src = ActivitySource(rollup, query)
-    if not src.use_user_day:
+    if src.table is None:
         src.load(rng.start, rng.end)  # one raw read answers both the active users and the feature users
     active = src.count(rng.start, rng.end)
     if active < ADOPTION_MIN_USERS:

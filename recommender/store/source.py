@@ -81,6 +81,19 @@ def _select(table: str, columns: tuple[str, ...]) -> str:
     return ", ".join(columns)
 
 
+def _filter_column(table: str, name: str, filters: Mapping[str, str]) -> str:
+    """The filter's column, as a plain expression where its index would be the wrong one.
+
+    With a team filter but no project filter, SQLite picks the aggregates' (team, project,
+    bucket_start) index, which cannot bound the time, and walks every row the team ever had:
+    an hour of agg_minute rows for team:search took ~1 s at 10M events. ``+team`` leaves it the
+    primary key's bucket_start range.
+    """
+    if table != RAW and name == "team" and "project" not in filters:
+        return "+team"
+    return name
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """``sql`` is a parenthesised sub-select (use as ``FROM {sql} AS s``); ``params`` its arguments."""
@@ -122,7 +135,7 @@ def source(
             clauses.append("bucket_start >= ? AND bucket_start < ?")
             params.extend((int(seg.start), int(seg.end)))
         for name, value in sorted(filters.items()):
-            clauses.append(f"{name} = ?")
+            clauses.append(f"{_filter_column(seg.table, name, filters)} = ?")
             params.append(value)
         where = " AND ".join(clauses)
         parts.append(f"SELECT {_select(seg.table, wanted)} FROM {seg.table} WHERE {where}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from time import time_ns
 
@@ -75,6 +75,9 @@ class AggregatingMetrics:
     """
 
     def __init__(self, specs: Iterable[MetricSpec] = METRICS) -> None:
+        #: Called before every read (and :meth:`restore`): the deferring recorder records the
+        #: calls still waiting, so a read sees every call that finished before it.
+        self.before_read: Callable[[], None] | None = None
         self.lock = threading.Lock()
         self.specs = {s.name: s for s in specs}
         self.start_time_unix_nano = time_ns()
@@ -137,10 +140,14 @@ class AggregatingMetrics:
         return self._bounds[name]
 
     def counter_items(self, name: str) -> list[tuple[Key, float]]:
+        if self.before_read is not None:
+            self.before_read()
         with self.lock:
             return [(key, cell[0]) for key, cell in self._counters[name].items()]
 
     def snapshot(self) -> Snapshot:
+        if self.before_read is not None:
+            self.before_read()
         with self.lock:
             return Snapshot(
                 time_unix_nano=time_ns(),
@@ -164,6 +171,8 @@ class AggregatingMetrics:
         its backfill) then exports one continuous cumulative series, exactly as a
         long-running application would, instead of a counter reset.
         """
+        if self.before_read is not None:
+            self.before_read()
         with self.lock:
             self.epoch += 1
             self.start_time_unix_nano = snapshot.start_time_unix_nano

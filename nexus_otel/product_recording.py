@@ -34,6 +34,9 @@ class ProductRecording:
 
     _logged_stages: set[str]
 
+    def drain(self) -> None:
+        """Record calls still queued (see :class:`~nexus_otel.recorder.Recorder`)."""
+
     def _internal_error(self, stage: str) -> None:
         try:
             with self.metrics.lock:
@@ -112,6 +115,7 @@ class ProductRecording:
         timestamp: float | None = None,
     ) -> None:
         def run() -> None:
+            self.drain()  # the call may still be queued: its labels are remembered once recorded
             with self._recent_lock:
                 known = self._recent.get(request_id) or (None,) * 6
             # Feedback arrives later than its call: fill what the caller left out from that call.

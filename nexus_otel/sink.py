@@ -77,7 +77,20 @@ class EventSink:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
+        self._producers: list[Callable[[], None]] = []
         os.register_at_fork(after_in_child=self._after_fork)
+
+    def add_producer(self, produce: Callable[[], None]) -> None:
+        """Run ``produce`` (which may :meth:`submit` events) on the worker before each export
+        and in :meth:`flush` before waiting: work handed over without an event yet (the
+        recorder's deferred calls) becomes events at those points."""
+        self._producers.append(produce)
+
+    def wake(self) -> None:
+        """Have the worker run its producers and export now; starts it if needed."""
+        if self._thread is None:
+            self._start()
+        self._wake.set()
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -106,6 +119,7 @@ class EventSink:
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Export everything queued so far; True when done within the timeout."""
+        self._produce()
         if self._thread is None:
             self._export_pending()
             return True
@@ -129,6 +143,7 @@ class EventSink:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+        self._produce()
         self._export_pending()
         for exporter in self.exporters:
             try:
@@ -146,7 +161,15 @@ class EventSink:
         while not self._closed:
             self._wake.wait(self.flush_interval_s)
             self._wake.clear()
+            self._produce()
             self._export_pending()
+
+    def _produce(self) -> None:
+        for produce in self._producers:
+            try:
+                produce()
+            except Exception:
+                _log.exception("nexus-otel event producer %r failed", produce)
 
     def _export_pending(self) -> None:
         queue = self._queue

@@ -194,6 +194,7 @@ class Telemetry:
             events=self.events,
             max_label_values=settings.max_label_values,
             label_caps=dict(settings.label_caps),
+            deferred=True,
         )
         # Always having one SDK-side point also guarantees every collection reaches the bridge.
         meter = self.meter_provider.get_meter(INSTRUMENTATION_SCOPE, __version__)

@@ -17,6 +17,7 @@ from nexus_otel.record import CallRecord
 from nexus_otel.recorder import Recorder
 from nexus_otel.sink import EventSink
 from nexus_otel.usage import Usage
+from tests.prom_servers import wait_until
 from tests.scrape import Scrape, scrape
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -147,10 +148,15 @@ def test_label_values_past_the_cap_fold_into_other_and_are_counted(tmp_path, mon
         nexus_otel.shutdown()
 
 
-def test_events_carry_every_field_and_feedback_inherits_the_call(test_prices):
+@pytest.mark.parametrize("deferred", [False, True], ids=["recorded-on-call", "deferred"])
+def test_events_carry_every_field_and_feedback_inherits_the_call(test_prices, deferred):
     kept = KeepEvents()
     recorder = Recorder(
-        metrics=AggregatingMetrics(), prices=test_prices, events=EventSink([kept], flush_interval_s=0.05)
+        metrics=AggregatingMetrics(),
+        prices=test_prices,
+        # Deferred: nothing but the feedback itself records the queued call before it.
+        events=EventSink([kept], batch_size=1000, flush_interval_s=600),
+        deferred=deferred,
     )
     recorder.record_call(
         _call(
@@ -381,6 +387,59 @@ def test_recording_after_restore_continues_the_restored_series(test_prices):
     (cost_input,) = [v for k, v in snap.counters[sc.COST.name].items() if (sc.COST_TYPE, "input") in k]
     assert cost_input == pytest.approx(2 * 600 * 2e-6)
     (reasoning,) = [
-        v for k, v in snap.counters[sc.TOKENS_DETAILED.name].items() if (sc.DETAILED_TOKEN_TYPE, "reasoning") in k
+        v
+        for k, v in snap.counters[sc.TOKENS_DETAILED.name].items()
+        if (sc.DETAILED_TOKEN_TYPE, "reasoning") in k
     ]
     assert reasoning == 200
+
+
+def _counted_calls(metrics: AggregatingMetrics) -> int:
+    snap = metrics.snapshot()
+    return sum(state.count for state in snap.histograms[sc.OPERATION_DURATION.name].values())
+
+
+def test_a_deferred_call_is_in_the_next_read_of_the_metrics(test_prices):
+    metrics = AggregatingMetrics()
+    recorder = Recorder(
+        metrics=metrics,
+        prices=test_prices,
+        events=EventSink([KeepEvents()], batch_size=1000, flush_interval_s=600),
+        deferred=True,
+    )
+    for i in range(3):
+        recorder.record_call(_call(request_id=f"r{i}"))
+    assert _counted_calls(metrics) == 3
+    recorder.record_call(_call(request_id="r3"))
+    assert _counted_calls(metrics) == 4
+
+
+def test_deferred_calls_reach_the_exporter_with_nothing_reading_or_flushing(test_prices):
+    kept = KeepEvents()
+    recorder = Recorder(
+        metrics=AggregatingMetrics(),
+        prices=test_prices,
+        events=EventSink([kept], batch_size=3, flush_interval_s=600),
+        deferred=True,
+    )
+    for i in range(3):
+        recorder.record_call(_call(request_id=f"r{i}"))
+    wait_until(lambda: len(kept.events) == 3, timeout_s=10, what="the event thread to record and export")
+    assert [e.request_id for e in kept.events] == ["r0", "r1", "r2"]
+    recorder.events.shutdown()
+
+
+def test_a_full_deferral_queue_is_recorded_by_the_caller_never_dropped(test_prices):
+    metrics = AggregatingMetrics()
+    recorder = Recorder(
+        metrics=metrics,
+        prices=test_prices,
+        events=EventSink([KeepEvents()], max_queue=3, batch_size=1000, flush_interval_s=600),
+        deferred=True,
+    )
+    for i in range(2):
+        recorder.record_call(_call(request_id=f"r{i}"))
+    assert len(recorder._pending) == 2
+    recorder.record_call(_call(request_id="r2"))
+    assert len(recorder._pending) == 0  # the caller recorded the backlog: memory stays bounded
+    assert _counted_calls(metrics) == 3

@@ -121,10 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         # load changing over milliseconds hits both alike; the export is flushed every 400
         # calls, as with one batch of 400.
         client_sizes = [
-            "--client-calls", "1", "--client-repeats", "5000", "--client-warmup", "300",
+            "--client-calls", "1", "--client-repeats", "20000", "--client-warmup", "300",
             "--client-settle-every", "400",
         ]  # fmt: skip
-        peer_sizes = ["--calls", "1", "--repeats", "5000", "--warmup", "300", "--settle-every", "400"]
+        peer_sizes = ["--calls", "1", "--repeats", "20000", "--warmup", "300", "--settle-every", "400"]
         import_runs = ["--runs", "21"]
 
     started = time.monotonic()

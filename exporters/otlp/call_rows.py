@@ -84,8 +84,10 @@ def _lean_request_class() -> Any:
 _LeanRequest = _lean_request_class()
 
 
-def _kind(f: dataclasses.Field[Any]) -> int:
-    ann = str(f.type)  # the split nexus_otel.events and logs._wire_kind make
+def wire_kind(f: dataclasses.Field[Any]) -> int:
+    """How an event field travels (``_STR``/``_INT``/``_FLOAT``/``_BOOL``): the same split as
+    ``nexus_otel.events`` makes from a field's annotation."""
+    ann = str(f.type)
     if "bool" in ann:
         return _BOOL
     if ann.startswith("int"):
@@ -100,7 +102,7 @@ _NAMES = [f.name for f in _FIELDS]
 _WIDTH = len(_FIELDS)
 #: encoded attribute key -> (column, kind)
 _PLAN: dict[bytes, tuple[int, int]] = {
-    FIELD_KEYS[f.name].encode(): (i, _kind(f)) for i, f in enumerate(_FIELDS)
+    FIELD_KEYS[f.name].encode(): (i, wire_kind(f)) for i, f in enumerate(_FIELDS)
 }
 _TS, _REQUEST_ID = 0, _NAMES.index("request_id")
 _LABELS = itemgetter(*(_NAMES.index(n) for n in ("model", "provider", "operation", "outcome")))

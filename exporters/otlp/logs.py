@@ -24,7 +24,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from nexus_otel.events import EVENT_TYPES, FIELD_KEYS, Event, ModelCallEvent, from_attributes
 
-from .call_rows import read_call_rows
+from .call_rows import _FLOAT, _INT, _STR, read_call_rows, wire_kind
 from .values import attributes
 
 __all__ = ["DecodedLogs", "decode_logs", "decode_record"]
@@ -33,24 +33,11 @@ _TIMESTAMP_KEY = FIELD_KEYS["timestamp"]
 _MAX_MESSAGES = 5
 
 # What the fast path accepts per field type; every other value kind takes the reference path.
-_STR, _INT, _FLOAT, _BOOL = range(4)
-
-
-def _wire_kind(f: dataclasses.Field[Any]) -> int:
-    """The same split as ``nexus_otel.events`` makes from a field's annotation."""
-    ann = str(f.type)
-    if "bool" in ann:
-        return _BOOL
-    if ann.startswith("int"):
-        return _INT
-    if "float" in ann:
-        return _FLOAT
-    return _STR
 
 
 #: event name -> (class, {attribute key: (field name, wire kind)})
 _PLANS: dict[str, tuple[type[Event], dict[str, tuple[str, int]]]] = {
-    name: (cls, {FIELD_KEYS[f.name]: (f.name, _wire_kind(f)) for f in dataclasses.fields(cls)})
+    name: (cls, {FIELD_KEYS[f.name]: (f.name, wire_kind(f)) for f in dataclasses.fields(cls)})
     for name, cls in EVENT_TYPES.items()
 }
 

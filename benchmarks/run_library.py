@@ -1,6 +1,6 @@
 """Every library benchmark in one run, side by side.
 
-    python benchmarks/run_library.py            # full run (a few minutes on 2 cores)
+    python benchmarks/run_library.py            # full run (~7 minutes on 2 cores)
     python benchmarks/run_library.py --quick    # smoke run, fewer calls
 
 Creates the peers' virtualenvs under ``benchmarks/.venvs/`` on first use (from

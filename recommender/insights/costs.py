@@ -10,7 +10,7 @@ from nexus_otel import clock
 
 from ..auth import Principal
 from ..params import Query, TimeRange, iso_utc
-from ..store.events import where
+from ..store.events import whole_days_and_edges
 from ..store.reader import Rollup
 from ..store.totals import COST_SUMS, grouped, regroup, series, total
 from ..store.users import activity_table, day_of
@@ -64,28 +64,21 @@ def top_users(rollup: Rollup, query: Query, limit: int = 20) -> list[dict[str, o
     (team, project and user filters), only the partial days at the edges from raw calls;
     under any other filter everything comes from raw calls (the aggregates carry no user).
     """
-    start, end = query.range.start, query.range.end
-    first_day, last_day = math.ceil(start / DAY) * DAY, math.floor(end / DAY) * DAY
-    parts, params = [], []
     table = activity_table(query.filter_map)
-    if table is not None and first_day < last_day:
-        filters = sorted(query.filter_map.items())
-        parts.append(
-            f"SELECT user_id, cost_usd, requests FROM {table} WHERE day >= ? AND day < ? AND requests > 0"
-            + "".join(f" AND {name} = ?" for name, _ in filters)
-        )
-        params += [day_of(first_day), day_of(last_day), *(value for _, value in filters)]
-        edges = [(start, first_day), (last_day, end)]
-    else:
-        edges = [(start, end)]
-    for a, b in edges:
-        if b <= a:
-            continue
-        sql, edge_params, _ = where("model_calls", query, start=a, end=b)
-        parts.append(
-            f"SELECT user_id, cost_usd, 1 AS requests FROM model_calls WHERE {sql} AND user_id IS NOT NULL"
-        )
-        params += edge_params
+    parts, params = whole_days_and_edges(
+        query,
+        day_select=(
+            None
+            if table is None
+            else f"SELECT user_id, cost_usd, requests FROM {table} "
+            "WHERE requests > 0 AND day >= ? AND day < ?"
+        ),
+        day_filters=sorted(query.filter_map.items()),
+        raw_table="model_calls",
+        raw_select=(
+            "SELECT user_id, cost_usd, 1 AS requests FROM model_calls WHERE {where} AND user_id IS NOT NULL"
+        ),
+    )
     if not parts:
         return []
     return rollup.rows(

@@ -14,7 +14,14 @@ from ..params import Query
 from .reader import Rollup
 from .users import DAY, day_of
 
-__all__ = ["COLUMNS", "errors_by_type", "feature_uses_by_feature", "feedback_by", "where"]
+__all__ = [
+    "COLUMNS",
+    "errors_by_type",
+    "feature_uses_by_feature",
+    "feedback_by",
+    "where",
+    "whole_days_and_edges",
+]
 
 COLUMNS: dict[str, frozenset[str]] = {
     "model_calls": frozenset({"team", "project", "model", "provider", "feature", "user_id"}),
@@ -55,6 +62,39 @@ def where(
     return " AND ".join(clauses), params, ignored
 
 
+def whole_days_and_edges(
+    query: Query,
+    *,
+    day_select: str | None,
+    day_filters: list[tuple[str, object]],
+    raw_table: str,
+    raw_select: str,
+) -> tuple[list[str], list[object]]:
+    """SELECTs (and their parameters) to UNION ALL over the query's range: whole UTC days from a
+    day table, only the partial days at the edges from raw rows.
+
+    ``day_select`` ends in ``WHERE day >= ? AND day < ?`` (``None``: the day table cannot answer
+    this query, so raw rows cover the whole range); ``day_filters`` are ANDed to it.
+    ``raw_select`` has a ``{where}`` slot for :func:`where` on ``raw_table``.
+    """
+    start, end = query.range.start, query.range.end
+    first_day, last_day = math.ceil(start / DAY) * DAY, math.floor(end / DAY) * DAY
+    parts: list[str] = []
+    params: list[object] = []
+    if day_select is not None and first_day < last_day:
+        parts.append(day_select + "".join(f" AND {name} = ?" for name, _ in day_filters))
+        params += [day_of(first_day), day_of(last_day), *(value for _, value in day_filters)]
+        edges = [(start, first_day), (last_day, end)]
+    else:
+        edges = [(start, end)]
+    for a, b in edges:
+        if b > a:
+            sql, edge_params, _ = where(raw_table, query, start=a, end=b)
+            parts.append(raw_select.format(where=sql))
+            params += edge_params
+    return parts, params
+
+
 def feature_uses_by_feature(rollup: Rollup, query: Query) -> dict[str, float]:
     """Feature -> summed feature-use counts in the range under the filters (uses without a feature aside).
 
@@ -62,27 +102,17 @@ def feature_uses_by_feature(rollup: Rollup, query: Query) -> dict[str, float]:
     only the partial days at the edges from raw feature uses: at 10M events the raw rows of 90 days
     took ~1.4 s, the day rows take milliseconds. Counts are integers, so the sums are exact.
     """
-    start, end = query.range.start, query.range.end
-    first_day, last_day = math.ceil(start / DAY) * DAY, math.floor(end / DAY) * DAY
-    parts: list[str] = []
-    params: list[object] = []
-    if query.get("user_id") is None and first_day < last_day:
-        filters = [(name, value) for name, value in query.filters if name in COLUMNS["feature_uses"]]
-        parts.append(
-            "SELECT feature, uses FROM feature_use_day WHERE day >= ? AND day < ?"
-            + "".join(f" AND {name} = ?" for name, _ in filters)
-        )
-        params += [day_of(first_day), day_of(last_day), *(value for _, value in filters)]
-        edges = [(start, first_day), (last_day, end)]
-    else:
-        edges = [(start, end)]
-    for a, b in edges:
-        if b > a:
-            sql, edge_params, _ = where("feature_uses", query, start=a, end=b)
-            parts.append(
-                f"SELECT feature, count AS uses FROM feature_uses WHERE {sql} AND feature IS NOT NULL"
-            )
-            params += edge_params
+    parts, params = whole_days_and_edges(
+        query,
+        day_select=(
+            None
+            if query.get("user_id") is not None
+            else "SELECT feature, uses FROM feature_use_day WHERE day >= ? AND day < ?"
+        ),
+        day_filters=[(name, value) for name, value in query.filters if name in COLUMNS["feature_uses"]],
+        raw_table="feature_uses",
+        raw_select="SELECT feature, count AS uses FROM feature_uses WHERE {where} AND feature IS NOT NULL",
+    )
     if not parts:
         return {}
     union = " UNION ALL ".join(parts)

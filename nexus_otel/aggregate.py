@@ -96,12 +96,7 @@ class AggregatingMetrics:
                 self._bounds[spec.name] = tuple(spec.buckets)
 
     def add(self, spec: MetricSpec, key: Key, value: float) -> None:
-        series = self._counters[spec.name]
-        cell = series.get(key)
-        if cell is None:
-            series[key] = [0.0 + value]
-        else:
-            cell[0] += value
+        self.counter_cell(spec, key)[0] += value
 
     # Series handles: a series key is a tuple of ~10 pairs whose hash Python recomputes on
     # every dict lookup. A holder of a key (:class:`~nexus_otel.series.CallHandles`) looks
@@ -129,12 +124,7 @@ class AggregatingMetrics:
     holds_histograms = True
 
     def record(self, spec: MetricSpec, key: Key, value: float) -> None:
-        bounds = self._bounds[spec.name]
-        series = self._histograms[spec.name]
-        state = series.get(key)
-        if state is None:
-            state = series[key] = HistogramState(len(bounds) + 1)
-        observe(state, bounds, value)
+        observe(self.histogram_state(spec, key), self._bounds[spec.name], value)
 
     def bounds(self, name: str) -> tuple[float, ...]:
         return self._bounds[name]

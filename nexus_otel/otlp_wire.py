@@ -137,8 +137,8 @@ _USERS: dict[Any, bytes] = {}
 _SESSIONS: dict[Any, bytes] = {}
 # time_unix_nano = 1 and observed_time_unix_nano = 11 (both fixed64), then the timestamp and
 # latency attributes: every call has them, so one pack writes all four.
-_TIMES = struct.Struct(f"<BQBQ{len(_double_prefix(0))}sd{len(_double_prefix(20))}sd").pack
 _TIMESTAMP, _LATENCY = _double_prefix(0), _double_prefix(20)
+_TIMES = struct.Struct(f"<BQBQ{len(_TIMESTAMP)}sd{len(_LATENCY)}sd").pack
 _DOUBLES = tuple(_double_prefix(i) for i in (17, 18, 21, 27))  # cost, baseline cost, ttft, confidence
 # An ASCII request id (ours are 32 hex digits) shorter than 64 characters: everything but
 # its bytes is fixed for a given length.
@@ -230,8 +230,7 @@ def _call_record(values: tuple[Any, ...], out: list[bytes]) -> None:
             _general_record(values, out)
             return
     record = b"".join(parts)
-    n = len(record)
-    out += (b"\x12", _ONE_BYTE[n] if n < 0x80 else _varint(n), record)  # log_records = 2
+    out += (b"\x12", _varint(len(record)), record)  # log_records = 2
 
 
 def encode_logs_request(events: Iterable[Event | tuple[Any, ...]], *, resource: bytes, scope: bytes) -> bytes:

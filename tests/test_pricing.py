@@ -297,22 +297,32 @@ def test_default_table_is_loaded_lazily_once_and_honours_the_env(tmp_path, monke
         reset_default_table()
 
 
-def test_integer_fast_path_equals_the_decimal_reference():
+def test_integer_and_float_fast_paths_equal_the_decimal_reference():
+    """price_usage's integer path must equal the Decimal reference exactly, and price_floats()
+    (what metrics and events carry) must be float() of each Decimal component."""
     from datetime import date as _date
     from decimal import Decimal as D
 
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from nexus_otel.pricing.cost import price_usage, price_usage_decimal
+    from nexus_otel import semconv as sc
+    from nexus_otel.pricing.cost import price_floats, price_usage, price_usage_decimal
     from nexus_otel.pricing.model import ModelPrice as MP
     from nexus_otel.pricing.model import Rates as R
     from nexus_otel.usage import Usage as U
 
-    prices = st.decimals(min_value=0, max_value=1000, places=6, allow_nan=False, allow_infinity=False)
-    tokens = st.integers(min_value=0, max_value=5_000_000)
+    # places=4: whole 1e-10 USD per token (exact products); 6 and 10: whole 1e-10 USD per 1M
+    # tokens (rounded products); 12: finer than that (the Decimal fallback).
+    prices = st.one_of(
+        *(
+            st.decimals(min_value=0, max_value=1000, places=places, allow_nan=False, allow_infinity=False)
+            for places in (4, 6, 10, 12)
+        )
+    )
+    tokens = st.integers(min_value=0, max_value=50_000_000)
 
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=400, deadline=None)
     @given(prices, prices, prices, prices, prices, prices, tokens, tokens, tokens, tokens, tokens, tokens)
     def check(p_in, p_out, p_read, p_w5, p_w1, p_reason, uncached, read, w5, w1, visible, reasoning):
         rates = R(
@@ -335,6 +345,9 @@ def test_integer_fast_path_equals_the_decimal_reference():
         fast, reference = price_usage(price, usage), price_usage_decimal(price, usage)
         assert fast == reference
         assert str(fast.total) == str(reference.total)
+        assert price_floats(price, usage) == tuple(
+            float(getattr(reference, t)) for t in (*sc.COST_TYPES, "total")
+        )
 
     check()
     assert D("0.15").scaleb(10) == D("1500000000")  # 0.15 USD per 1M = 1.5e9 units of 1e-10 USD

@@ -302,49 +302,6 @@ def test_scraped_text_passes_promtool_check_metrics(telemetry):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_float_costs_on_the_recording_path_equal_the_decimal_reference():
-    """Metrics and events carry price_floats(); each must be float() of the Decimal component."""
-    from datetime import date as _date
-
-    from hypothesis import given, settings
-    from hypothesis import strategies as st
-
-    from nexus_otel.pricing.cost import price_floats, price_usage_decimal
-    from nexus_otel.pricing.model import ModelPrice, Rates
-
-    # places=4: whole 1e-10 USD per token (exact products); 10: whole 1e-10 USD per 1M tokens
-    # (rounded products); 12: finer than that (the Decimal fallback).
-    prices = st.one_of(
-        *(
-            st.decimals(min_value=0, max_value=1000, places=places, allow_nan=False, allow_infinity=False)
-            for places in (4, 10, 12)
-        )
-    )
-    tokens = st.integers(min_value=0, max_value=50_000_000)
-
-    @settings(max_examples=300, deadline=None)
-    @given(prices, prices, prices, prices, prices, prices, tokens, tokens, tokens, tokens, tokens, tokens)
-    def check(p_in, p_out, p_read, p_w5, p_w1, p_reason, uncached, read, w5, w1, visible, reasoning):
-        rates = Rates(
-            input=p_in, output=p_out, cache_read=p_read, cache_write_5m=p_w5, cache_write_1h=p_w1,
-            reasoning=p_reason,
-        )  # fmt: skip
-        price = ModelPrice(provider="p", model="m", effective_from=_date(2024, 1, 1), rates=rates)
-        usage = Usage.from_parts(
-            uncached_input_tokens=uncached,
-            cache_read_tokens=read,
-            cache_write_5m_tokens=w5,
-            cache_write_1h_tokens=w1,
-            output_tokens=visible + reasoning,
-            reasoning_tokens=reasoning,
-        )
-        reference = price_usage_decimal(price, usage)
-        expected = tuple(float(getattr(reference, t)) for t in (*sc.COST_TYPES, "total"))
-        assert price_floats(price, usage) == expected
-
-    check()
-
-
 def test_a_free_baseline_model_is_a_baseline_cost_of_zero_not_the_actual_cost(tmp_path):
     from nexus_otel.pricing import PriceTable
 

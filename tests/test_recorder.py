@@ -356,14 +356,15 @@ def _counted_calls(metrics: AggregatingMetrics) -> int:
     return sum(state.count for state in snap.histograms[sc.OPERATION_DURATION.name].values())
 
 
+def _deferred_recorder(prices, events: EventSink) -> Recorder:
+    return Recorder(metrics=AggregatingMetrics(), prices=prices, events=events, deferred=True)
+
+
 def test_a_deferred_call_is_in_the_next_read_of_the_metrics(test_prices):
-    metrics = AggregatingMetrics()
-    recorder = Recorder(
-        metrics=metrics,
-        prices=test_prices,
-        events=EventSink([KeepEvents()], batch_size=1000, flush_interval_s=600),
-        deferred=True,
+    recorder = _deferred_recorder(
+        test_prices, EventSink([KeepEvents()], batch_size=1000, flush_interval_s=600)
     )
+    metrics = recorder.metrics
     for i in range(3):
         recorder.record_call(_call(request_id=f"r{i}"))
     assert _counted_calls(metrics) == 3
@@ -373,12 +374,7 @@ def test_a_deferred_call_is_in_the_next_read_of_the_metrics(test_prices):
 
 def test_deferred_calls_reach_the_exporter_with_nothing_reading_or_flushing(test_prices):
     kept = KeepEvents()
-    recorder = Recorder(
-        metrics=AggregatingMetrics(),
-        prices=test_prices,
-        events=EventSink([kept], batch_size=3, flush_interval_s=600),
-        deferred=True,
-    )
+    recorder = _deferred_recorder(test_prices, EventSink([kept], batch_size=3, flush_interval_s=600))
     for i in range(3):
         recorder.record_call(_call(request_id=f"r{i}"))
     wait_until(lambda: len(kept.events) == 3, timeout_s=10, what="the event thread to record and export")
@@ -387,16 +383,12 @@ def test_deferred_calls_reach_the_exporter_with_nothing_reading_or_flushing(test
 
 
 def test_a_full_deferral_queue_is_recorded_by_the_caller_never_dropped(test_prices):
-    metrics = AggregatingMetrics()
-    recorder = Recorder(
-        metrics=metrics,
-        prices=test_prices,
-        events=EventSink([KeepEvents()], max_queue=3, batch_size=1000, flush_interval_s=600),
-        deferred=True,
+    recorder = _deferred_recorder(
+        test_prices, EventSink([KeepEvents()], max_queue=3, batch_size=1000, flush_interval_s=600)
     )
     for i in range(2):
         recorder.record_call(_call(request_id=f"r{i}"))
     assert len(recorder._pending) == 2
     recorder.record_call(_call(request_id="r2"))
     assert len(recorder._pending) == 0  # the caller recorded the backlog: memory stays bounded
-    assert _counted_calls(metrics) == 3
+    assert _counted_calls(recorder.metrics) == 3

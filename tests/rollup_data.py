@@ -166,16 +166,21 @@ def reference_user_days(events: list[Event]) -> dict[tuple[str, str], dict[str, 
                 "first_seen": e.timestamp,
             },
         )
-        if isinstance(e, ModelCallEvent):
-            row["requests"] += 1
-            row["input_tokens"] += e.input_tokens
-            row["cost_usd"] += e.cost_usd or 0.0
-        else:
-            row["feature_uses"] += e.count
+        _add_activity(row, e)
         if e.feature:
             row["features"].add(e.feature)
         row["team"], row["project"], row["last_seen"] = e.team, e.project, e.timestamp
     return out
+
+
+def _add_activity(row: dict[str, object], e: Event) -> None:
+    """One model call or feature use added to a per-user day row of a reference table."""
+    if isinstance(e, ModelCallEvent):
+        row["requests"] += 1  # type: ignore[operator]
+        row["input_tokens"] += e.input_tokens  # type: ignore[operator]
+        row["cost_usd"] += e.cost_usd or 0.0  # type: ignore[operator]
+    else:
+        row["feature_uses"] += e.count  # type: ignore[operator,attr-defined]
 
 
 def reference_user_team_days(
@@ -194,12 +199,7 @@ def reference_user_team_days(
             {"requests": 0, "input_tokens": 0, "cost_usd": 0.0, "feature_uses": 0,
              "first_seen": e.timestamp, "last_seen": e.timestamp},
         )  # fmt: skip
-        if isinstance(e, ModelCallEvent):
-            row["requests"] += 1
-            row["input_tokens"] += e.input_tokens
-            row["cost_usd"] += e.cost_usd or 0.0
-        else:
-            row["feature_uses"] += e.count
+        _add_activity(row, e)
         row["first_seen"] = min(row["first_seen"], e.timestamp)
         row["last_seen"] = max(row["last_seen"], e.timestamp)
         if e.feature is not None:

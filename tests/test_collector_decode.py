@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
+import random
+from collections.abc import Iterator
 
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from exporters.otlp import decode_logs
+from exporters.otlp import call_rows, decode_logs
 from exporters.otlp.logs import decode_record
 from exporters.rollup.rows import prepare_rows
 from nexus_otel.events import (
@@ -74,11 +77,29 @@ def _reference(record: LogRecord) -> object:
         return ("rejected", str(exc))
 
 
-def _decoded(record: LogRecord, from_bytes: bool) -> object:
-    """``from_bytes``: the receiver's protobuf path (model calls read from the body's bytes)."""
+@contextlib.contextmanager
+def _reader(path: str) -> Iterator[None]:
+    """``python``: the bytes read by ``call_rows``' Python reader even where the C one is built."""
+    saved = call_rows._accelerated
+    if path == "python":
+        call_rows._accelerated = None
+    try:
+        yield
+    finally:
+        call_rows._accelerated = saved
+
+
+def _decode(request: ExportLogsServiceRequest, body: bytes | None, path: str):
+    with _reader(path):
+        return decode_logs(request, body=None if path == "objects" else body)
+
+
+def _decoded(record: LogRecord, path: str) -> object:
+    """``path``: ``objects`` (the standard message), or the receiver's protobuf path, model calls
+    read from the body's bytes by the ``c`` or the ``python`` reader."""
     request = ExportLogsServiceRequest()
     request.resource_logs.add().scope_logs.add().log_records.append(record)
-    out = decode_logs(request, body=request.SerializeToString() if from_bytes else None)
+    out = _decode(request, request.SerializeToString(), path)
     if out.rejected:
         assert len(out) == 0
         return ("rejected", out.errors[0])
@@ -86,19 +107,27 @@ def _decoded(record: LogRecord, from_bytes: bool) -> object:
     return event
 
 
-both_paths = pytest.mark.parametrize("from_bytes", [False, True], ids=["objects", "bytes"])
+_PATHS = ["objects", "python", "c"]
+both_paths = pytest.mark.parametrize("from_bytes", _PATHS)
+byte_readers = pytest.mark.parametrize("reader", ["python", "c"])
+
+
+def test_the_c_reader_is_built_and_in_use() -> None:
+    # setup.py builds it wherever a C compiler is (CI installs from scratch): fail loudly if it is not
+    assert call_rows.accelerated()
 
 
 @both_paths
-def test_the_encoders_records_decode_to_the_recorded_events(from_bytes: bool) -> None:
+def test_the_encoders_records_decode_to_the_recorded_events(from_bytes: str) -> None:
     records = _records(EVENTS)
     assert [_decoded(r, from_bytes) for r in records] == EVENTS
 
 
-def test_model_calls_are_read_from_the_bytes_into_the_rows_prepare_rows_makes() -> None:
+@byte_readers
+def test_model_calls_are_read_from_the_bytes_into_the_rows_prepare_rows_makes(reader: str) -> None:
     calls = [EVENTS[0], dataclasses.replace(EVENTS[1], request_id="r-2")] * 2
     body = encode_logs_request([*calls, EVENTS[1], EVENTS[2]], resource=b"", scope=b"")
-    out = decode_logs(ExportLogsServiceRequest.FromString(body), body=body)
+    out = _decode(ExportLogsServiceRequest.FromString(body), body, reader)
     # no request id (keyed by a digest in prepare_rows) and the feature use: read the reference way
     assert out.events == [EVENTS[1], EVENTS[2]]
     assert out.call_rows == prepare_rows(calls).by_table["model_calls"]
@@ -142,7 +171,7 @@ def _variants() -> list[LogRecord]:
 @both_paths
 @pytest.mark.parametrize("record", _variants(), ids=lambda r: "")
 def test_every_value_kind_of_every_attribute_decodes_like_the_reference(
-    record: LogRecord, from_bytes: bool
+    record: LogRecord, from_bytes: str
 ) -> None:
     assert _decoded(record, from_bytes) == _reference(record)
 
@@ -188,19 +217,19 @@ def _duplicate_last(record: LogRecord) -> None:
 @pytest.mark.parametrize("template", _records(EVENTS), ids=lambda r: r.event_name)
 @both_paths
 def test_names_times_and_duplicate_keys_decode_like_the_reference(
-    template: LogRecord, edit, from_bytes: bool
+    template: LogRecord, edit, from_bytes: str
 ) -> None:
     record = _edited(template, edit)
     assert _decoded(record, from_bytes) == _reference(record)
 
 
 @both_paths
-def test_a_bad_record_is_rejected_alone(from_bytes: bool) -> None:
+def test_a_bad_record_is_rejected_alone(from_bytes: str) -> None:
     good, bad = _records([EVENTS[1], EVENTS[1]])
     bad.attributes.append(KeyValue(key=FIELD_KEYS["input_tokens"], value=AnyValue(string_value="many")))
     request = ExportLogsServiceRequest()
     request.resource_logs.add().scope_logs.add().log_records.extend([good, bad, good])
-    out = decode_logs(request, body=request.SerializeToString() if from_bytes else None)
+    out = _decode(request, request.SerializeToString(), from_bytes)
     assert out.all_events() == [EVENTS[1], EVENTS[1]]
     assert out.rejected == 1
     assert "'gen_ai.usage.input_tokens' has a value of the wrong type" in out.error_message
@@ -232,12 +261,13 @@ _MODEL_KEY = FIELD_KEYS["model"].encode()
     ],
     ids=["value-first", "string-then-int", "int-then-string", "key-twice", "repeated-key"],
 )
-def test_unusual_attribute_layouts_decode_like_the_reference(extra: bytes) -> None:
+@byte_readers
+def test_unusual_attribute_layouts_decode_like_the_reference(extra: bytes, reader: str) -> None:
     record = _records([EVENTS[0]])[0].SerializeToString() + extra  # appended fields add to the record
     body = _field(1, _field(2, _field(2, record)))  # resource_logs / scope_logs / log_records, as sent
     request = ExportLogsServiceRequest.FromString(body)
     reference = _reference(request.resource_logs[0].scope_logs[0].log_records[0])
-    out = decode_logs(request, body=body)
+    out = _decode(request, body, reader)
     assert (("rejected", out.errors[0]) if out.rejected else out.all_events()[0]) == reference
 
 
@@ -248,3 +278,52 @@ def _field(number: int, payload: bytes) -> bytes:
         length >>= 7
     out.append(length)
     return bytes((number << 3 | 2,)) + bytes(out) + payload
+
+
+def _mutations(body: bytes, rng: random.Random, count: int) -> Iterator[bytes]:
+    """Bodies a byte off from ``body``: flipped, dropped, inserted, truncated, spliced."""
+    for _ in range(count):
+        data = bytearray(body)
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            at = rng.randrange(len(data))
+            kind = rng.randrange(5)
+            if kind == 0:
+                data[at] ^= 1 << rng.randrange(8)
+            elif kind == 1:
+                data[at] = rng.choice((0x00, 0x01, 0x7F, 0x80, 0xFF, 0x0A, 0x12, 0x18, 0x21, 0x32))
+            elif kind == 2:
+                del data[at : at + rng.randrange(1, 4)]
+            elif kind == 3:
+                data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 4)))
+            else:
+                start = rng.randrange(len(data))
+                data[at:at] = data[start : start + rng.randrange(1, 40)]
+        yield bytes(data)
+
+
+def _summary(out) -> tuple:
+    return sorted(map(repr, out.all_events())), out.rejected, sorted(out.errors)
+
+
+def test_the_c_reader_decodes_every_mutated_body_as_the_python_reader_does() -> None:
+    """Differential: any body protobuf accepts decodes the same through either reader; any bytes
+    at all leave the C reader with an answer (rows or a hand-back to Python), never a crash."""
+    calls = [dataclasses.replace(EVENTS[0], request_id=f"r-{i}", latency_s=0.5 + i) for i in range(4)]
+    request = ExportLogsServiceRequest()
+    for part in (calls[:2] + EVENTS[1:3], EVENTS[3:] + calls[2:]):
+        scope_logs = request.resource_logs.add().scope_logs
+        scope_logs.add().log_records.extend(_records(part[:2]))
+        scope_logs.add().log_records.extend(_records(part[2:]))
+    body = request.SerializeToString()
+    rng = random.Random(20261204)
+    compared = 0
+    for mutated in _mutations(body, rng, 12_000):
+        read = call_rows._accelerated.read(mutated)
+        assert read is None or (isinstance(read[0], list) and isinstance(read[1], list))
+        try:
+            parsed = ExportLogsServiceRequest.FromString(mutated)
+        except Exception:
+            continue  # the receiver answers 400 before any reader runs
+        compared += 1
+        assert _summary(_decode(parsed, mutated, "c")) == _summary(_decode(parsed, mutated, "python"))
+    assert compared > 1500

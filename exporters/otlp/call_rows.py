@@ -34,7 +34,7 @@ from google.protobuf.message import DecodeError
 
 from nexus_otel.events import FIELD_KEYS, ModelCallEvent
 
-__all__ = ["CallRows", "Position", "read_call_rows"]
+__all__ = ["CallRows", "Position", "accelerated", "read_call_rows", "read_call_rows_python"]
 
 #: (resource_logs, scope_logs, log_records) indexes of a record left to the reference reading
 Position = tuple[int, int, int]
@@ -105,7 +105,8 @@ _PLAN: dict[bytes, tuple[int, int]] = {
     FIELD_KEYS[f.name].encode(): (i, wire_kind(f)) for i, f in enumerate(_FIELDS)
 }
 _TS, _REQUEST_ID = 0, _NAMES.index("request_id")
-_LABELS = itemgetter(*(_NAMES.index(n) for n in ("model", "provider", "operation", "outcome")))
+_LABEL_NAMES = ("model", "provider", "operation", "outcome")
+_LABELS = itemgetter(*(_NAMES.index(n) for n in _LABEL_NAMES))
 _MISSING = object()
 _DEFAULTS = tuple(_MISSING if f.default is dataclasses.MISSING else f.default for f in _FIELDS)
 _COLUMNS = range(_WIDTH)
@@ -154,7 +155,17 @@ def read_call_rows(body: bytes) -> CallRows | None:
     """Rows of the body's model-call records; None if the lean schema cannot parse it.
 
     ``body`` is a serialized ``ExportLogsServiceRequest`` that protobuf parsed without error.
+    The C reader takes it when built; a body it does not follow is read in Python.
     """
+    if _accelerated is not None:
+        read = _accelerated.read(body)
+        if read is not None:
+            return CallRows(*read)
+    return read_call_rows_python(body)
+
+
+def read_call_rows_python(body: bytes) -> CallRows | None:
+    """:func:`read_call_rows` in Python: the reference for the C reader, and its fallback."""
     try:
         request = _LeanRequest.FromString(body)
     except DecodeError:
@@ -199,6 +210,23 @@ def read_call_rows(body: bytes) -> CallRows | None:
                     continue
                 rows.append(row)
     return CallRows(rows, others)
+
+
+def _load_accelerated() -> Any:
+    """The C reader (``_call_rows_c.c``) configured with this module's schema, or None when not built."""
+    try:
+        from . import _call_rows_c
+    except ImportError:
+        return None
+    _call_rows_c.configure(
+        plan=_PLAN,
+        defaults=_DEFAULTS,
+        timestamp=_TS,
+        request_id=_REQUEST_ID,
+        labels=tuple(_NAMES.index(n) for n in _LABEL_NAMES),
+        event_name=_EVENT_NAME,
+    )
+    return _call_rows_c
 
 
 def _read(cache: dict[bytes, tuple[int, Any]], kv: bytes) -> tuple[int, Any]:
@@ -267,3 +295,11 @@ def _parse(kv: bytes) -> tuple[int, Any]:
     if tag != 0x10 or pos + 2 != end or kv[pos + 1] > 1:  # bool_value = 2, as 0 or 1
         raise _Skip
     return column, kv[pos + 1] == 1
+
+
+_accelerated = _load_accelerated()
+
+
+def accelerated() -> bool:
+    """True when the C reader is built and in use."""
+    return _accelerated is not None

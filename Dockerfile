@@ -18,12 +18,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 COPY --from=prometheus /bin/prometheus /bin/promtool /usr/local/bin/
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY nexus_otel ./nexus_otel
 COPY exporters ./exporters
 COPY recommender ./recommender
 # The demo traffic uses the official OpenAI and Anthropic clients on a mock transport.
-RUN pip install ".[all]" "openai>=1.60" "anthropic>=0.40" "httpx>=0.27"
+# gcc builds the collector's C reader of OTLP log records (setup.py) and is removed after.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install ".[all]" "openai>=1.60" "anthropic>=0.40" "httpx>=0.27" \
+    && cd / && python -c "from exporters.otlp.call_rows import accelerated; assert accelerated()" && cd /app \
+    && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 COPY rules ./rules
 COPY deploy ./deploy
 

@@ -1,20 +1,23 @@
-"""Build hook for the one C extension; everything else is in pyproject.toml.
+"""Build hook for the C extensions; everything else is in pyproject.toml.
 
-``exporters.otlp._call_rows_c`` speeds up the collector's reading of model-call
-log records. It is optional: without a C compiler the install goes on and the
-collector reads them in Python (``exporters/otlp/call_rows.py``), with the same
-results.
+Two hot loops of the collector, each with a Python twin that is the reference
+and the fallback: ``exporters.otlp._call_rows_c`` reads model-call log records
+into rows (``exporters/otlp/call_rows.py``), ``exporters.rollup._prefold_c``
+groups a transaction's rows for the aggregates (``exporters/rollup/prefold.py``).
+Both are optional: without a C compiler the install goes on and the Python
+twins run, with the same results.
 """
 
 from setuptools import Extension, setup
 
+_FLAGS = ["-O2", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"]
+
 setup(
     ext_modules=[
-        Extension(
-            "exporters.otlp._call_rows_c",
-            sources=["exporters/otlp/_call_rows_c.c"],
-            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
-            optional=True,
+        Extension(name, sources=[source], extra_compile_args=_FLAGS, optional=True)
+        for name, source in (
+            ("exporters.otlp._call_rows_c", "exporters/otlp/_call_rows_c.c"),
+            ("exporters.rollup._prefold_c", "exporters/rollup/_prefold_c.c"),
         )
     ]
 )

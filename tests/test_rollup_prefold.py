@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
+import random
 
-from exporters.rollup import AGG_TABLES, RollupWriter, open_database
+import pytest
+
+from exporters.rollup import AGG_TABLES, RollupWriter, open_database, prefold
+from exporters.rollup.rows import prepare_rows
 from nexus_otel.events import FeatureUseEvent, ModelCallEvent
 from tests.rollup_data import model_call, seeded_events, utc
 
@@ -73,3 +77,59 @@ def test_values_the_sql_treats_specially_still_fold_like_the_sql(tmp_path) -> No
     _write(plain, odd)
     _write(redelivered, [x for batch in odd for x in (batch[:1], batch)])
     _same(_tables(plain), _tables(redelivered))
+
+
+def test_the_c_grouping_is_built_and_in_use() -> None:
+    # setup.py builds it wherever a C compiler is (CI installs from scratch): fail loudly if it is not
+    assert prefold.accelerated()
+
+
+def _odd(row: tuple, rng: random.Random) -> tuple:
+    """A row with one value the C grouping must either group as Python does or hand back."""
+    column = rng.randrange(len(row))
+    value = rng.choice(
+        [None, "", "x", 0, 1, -3, True, False, 2.5, -0.0, float("nan"), float("inf"), -1e308, 2**62, 2**70,
+         -5.0, 1e11, 253_402_300_800.0, 86_399.999_999_999_99]
+    )  # fmt: skip
+    return (*row[:column], value, *row[column + 1 :])
+
+
+def _group_c(calls: list, uses: list):
+    return prefold._accelerated.group(
+        calls, uses, bounds=prefold.LATENCY_BOUNDS_S, width=prefold._WIDTH, last_ts=prefold._LAST_TS,
+        day_of=prefold._day,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_c_grouping_equals_the_python_grouping_exactly(seed: int) -> None:
+    """Same groups in the same order, integer sums equal, float sums bit for bit (same order of
+    additions); where a value is odd, C either agrees or hands the batch back to Python."""
+    events = seeded_events(seed=seed, start=START, days=2, calls=1500)
+    rows = prepare_rows(events).by_table
+    calls, uses = rows["model_calls"], rows.get("feature_uses", [])
+    grouped = _group_c(calls, uses)
+    assert grouped is not None  # ordinary rows are grouped in C
+    assert grouped == prefold.group_rows_python(calls, uses)
+    assert [repr(r) for r in grouped[0]] == [repr(r) for r in prefold.group_rows_python(calls, uses)[0]]
+    rng = random.Random(seed)
+    handed_back = 0
+    for _ in range(300):
+        odd_calls = list(calls[:40])
+        odd_uses = list(uses[:10])
+        for _ in range(rng.randrange(1, 3)):
+            target = odd_calls if rng.random() < 0.8 or not odd_uses else odd_uses
+            at = rng.randrange(len(target))
+            target[at] = _odd(target[at], rng)
+        try:
+            python = prefold.group_rows_python(odd_calls, odd_uses)
+        except Exception as exc:  # e.g. a comparison Python refuses: C must refuse it too
+            with pytest.raises(type(exc)):
+                _group_c(odd_calls, odd_uses)
+            continue
+        c = _group_c(odd_calls, odd_uses)
+        if c is None:
+            handed_back += 1
+        else:
+            assert repr(c) == repr(python)
+    assert 0 < handed_back < 300

@@ -28,7 +28,7 @@ from .aggregate import ACTIVITY_STAGE_INSERT, MINUTE_STAGE_INSERT
 from .rows import columns_of
 from .schema import AGG_TABLES, LATENCY_BOUNDS_S
 
-__all__ = ["stage_rows"]
+__all__ = ["accelerated", "group_rows_python", "stage_rows"]
 
 _WIDTH = AGG_TABLES["agg_minute"]
 _LAST_TS = 253_402_300_799.0  # 9999-12-31T23:59:59Z, the last second SQLite's date() formats
@@ -61,6 +61,30 @@ def stage_rows(
     conn: sqlite3.Connection, *, calls: Sequence[Sequence[Any]], uses: Sequence[Sequence[Any]]
 ) -> bool:
     """Fill the fold's stage tables from rows that were all inserted; False: use the SQL grouping."""
+    grouped = None
+    if _accelerated is not None:
+        grouped = _accelerated.group(
+            calls, uses, bounds=LATENCY_BOUNDS_S, width=_WIDTH, last_ts=_LAST_TS, day_of=_day
+        )
+    if grouped is None:
+        grouped = group_rows_python(calls, uses)
+    if grouped is None:
+        return False
+    staged, activity = grouped
+    if staged:
+        conn.executemany(MINUTE_STAGE_INSERT, staged)
+    if activity:
+        conn.executemany(ACTIVITY_STAGE_INSERT, activity)
+    return True
+
+
+def group_rows_python(
+    calls: Sequence[Sequence[Any]], uses: Sequence[Sequence[Any]]
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
+    """The minute and activity stage rows of ``calls`` and ``uses``; None: use the SQL grouping.
+
+    The reference for the C grouping (``_prefold_c.c``) and its fallback.
+    """
     minutes: dict[tuple[Any, ...], list[Any]] = {}
     activity: dict[tuple[Any, ...], list[Any]] = {}
     bounds, width, last_ts, day_of = LATENCY_BOUNDS_S, _WIDTH, _LAST_TS, _day
@@ -72,7 +96,7 @@ def stage_rows(
                 latency, ttft, _, outcome, _, routed, _, _,
             ) = row  # fmt: skip
             if not 0.0 <= ts <= last_ts:
-                return False
+                return None
             key = (
                 int(ts) // width * width,
                 model,
@@ -125,7 +149,7 @@ def stage_rows(
             act[6] = max(act[6], ts)
         for ts, user, _, team, project, feature, count, _ in uses:
             if not 0.0 <= ts <= last_ts:
-                return False
+                return None
             if user is None:
                 continue
             akey = (day_of(ts), user, team, project, feature)
@@ -137,15 +161,11 @@ def stage_rows(
             act[5] = min(act[5], ts)
             act[6] = max(act[6], ts)
     except TypeError:  # a NULL where the SQL would skip it: let the SQL decide
-        return False
+        return None
     staged = [_minute_row(key, sums) for key, sums in minutes.items()]
     if any(_has_nan(row) for row in staged) or any(_has_nan(a) for a in activity.values()):
-        return False
-    if staged:
-        conn.executemany(MINUTE_STAGE_INSERT, staged)
-    if activity:
-        conn.executemany(ACTIVITY_STAGE_INSERT, [(*key, *sums) for key, sums in activity.items()])
-    return True
+        return None
+    return staged, [(*key, *sums) for key, sums in activity.items()]
 
 
 def _new_minute() -> list[Any]:
@@ -166,3 +186,19 @@ def _minute_row(key: tuple[Any, ...], sums: list[Any]) -> tuple[Any, ...]:
 
 def _has_nan(values: Sequence[Any]) -> bool:
     return any(isinstance(v, float) and math.isnan(v) for v in values)
+
+
+def _load_accelerated() -> Any:
+    try:
+        from . import _prefold_c
+    except ImportError:  # built by setup.py wherever a C compiler is; the Python loop otherwise
+        return None
+    return _prefold_c
+
+
+_accelerated = _load_accelerated()
+
+
+def accelerated() -> bool:
+    """True when the C grouping is built and in use."""
+    return _accelerated is not None

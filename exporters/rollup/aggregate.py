@@ -15,9 +15,9 @@ import sqlite3
 from collections.abc import Callable
 
 from .schema import AGG_DIMENSIONS, AGG_TABLES, CALL_ROW_EXPRESSIONS, agg_columns, agg_sum_columns
+from .user_fold import fold_user_activity
 
 __all__ = [
-    "ACTIVITY_STAGE_INSERT",
     "MINUTE_STAGE_INSERT",
     "backfill_team_activity",
     "fold_new_rows",
@@ -81,16 +81,10 @@ _STAGE_SQL = _stage_minutes_sql()
 
 _AGG_SQL = {table: _agg_upsert_sql(table, width) for table, width in AGG_TABLES.items()}
 
-# One row per (UTC day, user) from the new model calls and feature uses, plus
-# one per (day, user, feature) in user_day_features. team/project come from the
-# user's latest event of the day: SQLite takes bare columns from the row that
-# holds the single MAX() of their query. On conflict they are replaced only by
-# a later event.
-#
-# The new events are first grouped once per (day, user, team, project, feature)
-# into a temp table (a few rows per user instead of one per event); both
-# statements below read that. Its last_seen is the MAX(ts) of each group, so the
-# group holding a user's latest event carries that event's team and project.
+# The new events' activity, one row per (UTC day, user, team, project, feature): a few rows
+# per user instead of one per event. The fold reads these rows (``_ACTIVITY_SELECT_SQL``, or the
+# same rows grouped in memory by ``prefold``) and ``user_fold`` turns them into user_day,
+# user_team_day and their feature tables. Migration 3's backfill stages them in a temp table.
 _ACTIVITY_COLUMNS = (
     "day, user_id, team, project, feature, requests, input_tokens, output_tokens, cost_usd, feature_uses, "
     "first_seen, last_seen"
@@ -98,7 +92,6 @@ _ACTIVITY_COLUMNS = (
 _ACTIVITY_STAGE = "temp._nexus_fold_activity"
 _ACTIVITY_STAGE_CREATE = f"CREATE TEMP TABLE IF NOT EXISTS _nexus_fold_activity ({_ACTIVITY_COLUMNS})"
 _ACTIVITY_STAGE_CLEAR = f"DELETE FROM {_ACTIVITY_STAGE}"
-ACTIVITY_STAGE_INSERT = f"INSERT INTO {_ACTIVITY_STAGE} ({_ACTIVITY_COLUMNS}) VALUES ({', '.join('?' * 12)})"
 _ACTIVITY_STAGE_SQL = f"""
 WITH activity AS (
     SELECT ts, date(ts, 'unixepoch') AS day, user_id, 1 AS requests, input_tokens, output_tokens,
@@ -114,46 +107,14 @@ SELECT day, user_id, team, project, feature, SUM(requests), SUM(input_tokens), S
 FROM activity GROUP BY day, user_id, team, project, feature
 """
 
-_USER_DAY_FEATURES_SQL = f"""
-INSERT OR IGNORE INTO user_day_features (day, user_id, feature)
-SELECT DISTINCT day, user_id, feature FROM {_ACTIVITY_STAGE} WHERE feature IS NOT NULL
-"""
-
-_USER_DAY_SQL = f"""WITH latest AS (
-    SELECT day, user_id, team, project, MAX(last_seen) AS last_seen
-    FROM {_ACTIVITY_STAGE} GROUP BY day, user_id
-), grouped AS (
-    SELECT day, user_id, SUM(requests) AS requests, SUM(input_tokens) AS input_tokens,
-           SUM(output_tokens) AS output_tokens, TOTAL(cost_usd) AS cost_usd,
-           SUM(feature_uses) AS feature_uses, MIN(first_seen) AS first_seen
-    FROM {_ACTIVITY_STAGE} GROUP BY day, user_id
+# Migration 3's backfill of the team-keyed user tables from the staged activity of every raw row
+# (the fold does the same per transaction in ``user_fold``). A missing team or project is '' as in
+# the other aggregate keys; a missing feature stays out of the features table.
+#: The activity stage rows of the new events, for the fold (``user_fold``), which groups them further.
+_ACTIVITY_SELECT_SQL = _ACTIVITY_STAGE_SQL.replace(
+    f"INSERT INTO {_ACTIVITY_STAGE} ({_ACTIVITY_COLUMNS})\n", ""
 )
-INSERT INTO user_day (day, user_id, requests, input_tokens, output_tokens, cost_usd, feature_uses,
-                      feature_count, team, project, first_seen, last_seen)
-SELECT g.day, g.user_id, g.requests, g.input_tokens, g.output_tokens, g.cost_usd, g.feature_uses,
-       (SELECT COUNT(*) FROM user_day_features f WHERE f.day = g.day AND f.user_id = g.user_id),
-       l.team, l.project, g.first_seen, l.last_seen
-FROM grouped g JOIN latest l USING (day, user_id) WHERE true
-ON CONFLICT (day, user_id) DO UPDATE SET
-    requests = user_day.requests + excluded.requests,
-    input_tokens = user_day.input_tokens + excluded.input_tokens,
-    output_tokens = user_day.output_tokens + excluded.output_tokens,
-    cost_usd = user_day.cost_usd + excluded.cost_usd,
-    feature_uses = user_day.feature_uses + excluded.feature_uses,
-    feature_count = excluded.feature_count,
-    team = CASE WHEN excluded.last_seen >= user_day.last_seen THEN excluded.team ELSE user_day.team END,
-    project = CASE WHEN excluded.last_seen >= user_day.last_seen
-                   THEN excluded.project ELSE user_day.project END,
-    first_seen = MIN(user_day.first_seen, excluded.first_seen),
-    last_seen = MAX(user_day.last_seen, excluded.last_seen)
-"""
 
-
-# The same stage keyed by team and project as well: user_day keeps only a day's last team, so
-# "who was active in team T" could only be answered from raw events (seconds at 10M events).
-# A missing team or project is '' as in the other aggregate keys; a missing feature stays out of
-# the features table, as in user_day_features. Both fold paths (SQL and prefold) fill the stage,
-# so these statements serve both.
 _USER_TEAM_DAY_SQL = f"""
 INSERT INTO user_team_day (day, team, project, user_id, requests, input_tokens, output_tokens, cost_usd,
                            feature_uses, first_seen, last_seen)
@@ -227,29 +188,23 @@ def fold_new_rows(
 ) -> None:
     """Add the rows above the given ids to the aggregates (inside the caller's transaction).
 
-    ``stage``, when given, fills the minute and activity stages itself (from rows it
-    knows were all inserted) and returns True; False falls back to grouping in SQL.
+    ``stage``, when given, fills the minute stage itself (from rows it knows were all
+    inserted) and returns the activity stage rows; None falls back to grouping in SQL.
     """
     if new_calls:
         conn.execute(_STAGE_CREATE)
         conn.execute(_STAGE_CLEAR)
-    if new_calls or new_uses:
-        conn.execute(_ACTIVITY_STAGE_CREATE)
-        conn.execute(_ACTIVITY_STAGE_CLEAR)
     if not (new_calls or new_uses):
         return
-    if stage is None or not stage(conn):
+    activity = None if stage is None else stage(conn)
+    if activity is None:
         if new_calls:
             conn.execute(_STAGE_SQL, (calls_after,))
-        conn.execute(_ACTIVITY_STAGE_SQL, {"calls": calls_after, "uses": uses_after})
+        activity = conn.execute(_ACTIVITY_SELECT_SQL, {"calls": calls_after, "uses": uses_after}).fetchall()
     if new_calls:
         for sql in _AGG_SQL.values():
             conn.execute(sql)
         conn.execute(_STAGE_CLEAR)
-    conn.execute(_USER_DAY_FEATURES_SQL)
-    conn.execute(_USER_DAY_SQL)
-    conn.execute(_USER_TEAM_DAY_SQL)
-    conn.execute(_USER_TEAM_DAY_FEATURES_SQL)
-    conn.execute(_ACTIVITY_STAGE_CLEAR)
+    fold_user_activity(conn, activity)
     if new_uses:
         conn.execute(_FEATURE_USE_DAY_SQL, (uses_after,))

@@ -132,16 +132,21 @@ def group_band_rows(calls: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]] | N
     key tuple and eight additions per in-scope call.
     """
     groups: dict[tuple[Any, ...], list[Any]] = {}
-    day, short, thresholds, isnan = _DAY, SHORT_PROMPT_TOKENS, CONFIDENCE_THRESHOLDS, math.isnan
+    day, short, thresholds, isnan, last_ts = (
+        _DAY,
+        SHORT_PROMPT_TOKENS,
+        CONFIDENCE_THRESHOLDS,
+        math.isnan,
+        _LAST_TS,
+    )
+    get = groups.get
     try:
-        for row in calls:
-            ts, team, feature, model, provider = row[0], row[3], row[5], row[7], row[9]
-            routed, confidence = row[25], row[27]
-            if feature is None or not (routed == 0 or (routed == 1 and confidence is not None)):
+        for (
+            ts, _, _, team, _, feature, _, model, _, provider, _, _, input_tokens, output_tokens, cache_read,
+            _, _, cost, base, priced, _, _, _, _, _, routed, routed_from, confidence,
+        ) in calls:  # fmt: skip
+            if feature is None:
                 continue  # out of scope: no check reads it
-            if not 0.0 <= ts <= _LAST_TS:
-                return None
-            input_tokens = row[12]
             if routed == 0:
                 key = (
                     int(ts) // day * day,
@@ -153,26 +158,31 @@ def group_band_rows(calls: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]] | N
                     "",
                     int(input_tokens <= short),
                 )
-            elif isnan(confidence):  # SQLite stores NaN as NULL, which is out of scope
-                return None
-            else:
+            elif routed == 1 and confidence is not None:
+                if isnan(confidence):  # SQLite stores NaN as NULL, which is out of scope
+                    return None
                 band = bisect_right(thresholds, confidence) if 0.0 <= confidence <= 1.0 else OUT_OF_RANGE_BAND
-                key = (int(ts) // day * day, team or "", feature, model, provider, 1, row[26] or "", band)
-            acc = groups.get(key)
+                key = (int(ts) // day * day, team or "", feature, model, provider, 1, routed_from or "", band)
+            else:
+                continue
+            if not 0.0 <= ts <= last_ts:
+                return None
+            acc = get(key)
             if acc is None:
                 # calls, input, output, cache read, cost, priced, baseline, min confidence, feedback x3
-                acc = groups[key] = [0, 0, 0, 0, 0.0, 0, 0.0, None, 0, 0, 0.0]
-            cost, base = row[17], row[18]
+                groups[key] = [1, input_tokens, output_tokens, cache_read, cost or 0.0, priced, base or 0.0,
+                               confidence if routed else None, 0, 0, 0.0]  # fmt: skip
+                continue
             acc[0] += 1
             acc[1] += input_tokens
-            acc[2] += row[13]
-            acc[3] += row[14]
+            acc[2] += output_tokens
+            acc[3] += cache_read
             if cost is not None:
                 acc[4] += cost
-            acc[5] += row[19]
+            acc[5] += priced
             if base is not None:
                 acc[6] += base
-            if routed == 1 and (acc[7] is None or confidence < acc[7]):
+            if routed and confidence < acc[7]:
                 acc[7] = confidence
     except TypeError:  # a NULL where the SQL would compute NULL
         return None

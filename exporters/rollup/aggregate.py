@@ -14,6 +14,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from .bands import clear_stage as clear_band_stage
+from .bands import fold_call_bands, note_feedback_mark
 from .schema import AGG_DIMENSIONS, AGG_TABLES, CALL_ROW_EXPRESSIONS, agg_columns, agg_sum_columns
 from .user_fold import fold_user_activity
 
@@ -170,8 +172,10 @@ def backfill_team_activity(conn: sqlite3.Connection) -> None:
 def max_row_ids(conn: sqlite3.Connection) -> tuple[int, int]:
     """The highest ``model_calls`` and ``feature_uses`` row ids (0 when empty).
 
-    Call inside the write transaction: rows inserted after it get larger ids.
+    Call inside the write transaction: rows inserted after it get larger ids. It also notes
+    the highest ``feedback`` id for the band fold (``bands.note_feedback_mark``).
     """
+    note_feedback_mark(conn)
     calls = conn.execute("SELECT COALESCE(MAX(id), 0) FROM model_calls").fetchone()[0]
     uses = conn.execute("SELECT COALESCE(MAX(id), 0) FROM feature_uses").fetchone()[0]
     return calls, uses
@@ -188,15 +192,19 @@ def fold_new_rows(
 ) -> None:
     """Add the rows above the given ids to the aggregates (inside the caller's transaction).
 
-    ``stage``, when given, fills the minute stage itself (from rows it knows were all
-    inserted) and returns the activity stage rows; None falls back to grouping in SQL.
+    ``stage``, when given, fills the minute and band stages itself (from rows it knows were
+    all inserted) and returns the activity stage rows; None falls back to grouping in SQL.
+    New feedback is folded into the band tables whatever else is new.
     """
+    clear_band_stage(conn)
     if new_calls:
         conn.execute(_STAGE_CREATE)
         conn.execute(_STAGE_CLEAR)
     if not (new_calls or new_uses):
+        fold_call_bands(conn, calls_after=calls_after, new_calls=False, staged=False)
         return
     activity = None if stage is None else stage(conn)
+    staged = activity is not None
     if activity is None:
         if new_calls:
             conn.execute(_STAGE_SQL, (calls_after,))
@@ -208,3 +216,4 @@ def fold_new_rows(
     fold_user_activity(conn, activity)
     if new_uses:
         conn.execute(_FEATURE_USE_DAY_SQL, (uses_after,))
+    fold_call_bands(conn, calls_after=calls_after, new_calls=new_calls, staged=staged)

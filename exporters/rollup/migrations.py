@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 import sqlite_utils
 
 from .aggregate import backfill_team_activity
+from .bands import backfill_call_bands, create_call_band_tables
 from .connection import immediate_transaction
 from .schema import AGG_DIMENSIONS, AGG_TABLES, agg_columns
 
@@ -235,11 +236,20 @@ def _user_team_day(db: sqlite_utils.Database) -> None:
     backfill_team_activity(db.conn)
 
 
+def _call_bands(db: sqlite_utils.Database) -> None:
+    """Calls and their feedback by prompt-size and router-confidence band, per day and week (``bands``)."""
+    create_call_band_tables(db)
+    backfill_call_bands(db.conn)
+
+
 #: Every migration, in version order.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "recommender: anomaly scores, alert inbox, failed-call index", _recommender_tables),
     Migration(3, "user_team_day: per-user days by team and project; feature_use_day", _user_team_day),
+    Migration(
+        4, "call_band_day, call_band_week: calls and feedback by prompt-size and confidence band", _call_bands
+    ),
 )
 
 

@@ -27,6 +27,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .aggregate import MINUTE_STAGE_INSERT
+from .bands import STAGE_INSERT as BAND_STAGE_INSERT
+from .bands import group_band_rows
 from .rows import columns_of
 from .schema import AGG_TABLES, LATENCY_BOUNDS_S
 
@@ -73,9 +75,14 @@ def stage_rows(
         grouped = group_rows_python(calls, uses)
     if grouped is None:
         return None
+    bands = group_band_rows(calls)  # call_band_day/_week (bands.py): grouped in Python after either
+    if bands is None:
+        return None
     staged, activity = grouped
     if staged:
         conn.executemany(MINUTE_STAGE_INSERT, staged)
+    if bands:
+        conn.executemany(BAND_STAGE_INSERT, bands)
     return activity
 
 

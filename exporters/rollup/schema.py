@@ -85,6 +85,14 @@ bound is one of the GenAI duration buckets; calls above the last bound are
     Primary key ``(day, team, project, feature)``; ``uses``: the sum of the
     feature-use counts of that day (with or without a user; uses without a
     feature do not appear). Added by migration 3.
+``call_band_day``, ``call_band_week``
+    Primary key ``(bucket_start, team, feature, model, provider, routed, routed_from,
+    band)`` (``WITHOUT ROWID``; day and epoch-aligned 7-day buckets): calls with a feature,
+    unrouted by prompt-size band (``input_tokens <= 2000``) and routed by 0.1-wide
+    router-confidence band, with ``calls``, tokens, cost, ``priced``, baseline cost,
+    ``min_confidence`` and the feedback on them (``feedback``, ``scored``,
+    ``score_sum``). ``call_band_pending`` holds feedback whose call has not arrived. See
+    :mod:`exporters.rollup.bands`. Added by migration 4.
 
 Bookkeeping
 -----------

@@ -37,7 +37,7 @@ def model_report(rollup: Rollup, query: Query) -> dict[str, Any]:
     rows = grouped(rollup, query, ("model", "provider"))
     requests = sum(int(r["requests"]) for r in rows)
     quality = events.feedback_by(rollup, query, "model")
-    by_feature = grouped(rollup, query, ("model", "feature"))
+    by_feature = grouped(rollup, query, ("model", "feature"), sums=())  # request counts only
     models: list[dict[str, Any]] = []
     for row in sorted(rows, key=lambda r: -int(r["requests"])):
         figures = derived(row)

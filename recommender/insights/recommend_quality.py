@@ -2,12 +2,12 @@
 
 (Router thresholds, the third such kind, are in :mod:`.recommend_router`.)
 
-They read raw ``model_calls`` (token counts per call, routing confidence) and
-``feedback`` joined to the rated call. Every filter of the query is applied to
-the call (its team, project, model, provider, feature and user), because
-feedback rows often carry none of these themselves: the call is what the
-caller's key is scoped by. Feedback counts as evidence for the period in which
-the rated call was made.
+They read calls by prompt-size band and ``feedback`` joined to the rated call
+(:mod:`.call_facts`: the rollup's band aggregate for whole days, raw calls for the
+rest). Every filter of the query is applied to the call (its team, project,
+model, provider, feature and user), because feedback rows often carry none of
+these themselves: the call is what the caller's key is scoped by. Feedback
+counts as evidence for the period in which the rated call was made.
 
 Each check stays silent unless it has enough evidence (feedback counts, call
 counts) and a clear difference, so ordinary traffic yields nothing:
@@ -31,16 +31,15 @@ from __future__ import annotations
 import functools
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from nexus_otel.pricing import PriceFileError, PriceTable, get_default_table
 
 from ..params import Query
-from ..store.events import where
 from ..store.reader import Rollup
 from ..store.totals import grouped
+from .call_facts import SHORT_PROMPT_TOKENS, CallFacts, call_facts, calls_where
 
 __all__ = [
     "CACHE_MAX_SHARE",
@@ -57,8 +56,8 @@ __all__ = [
     "prompt_caching",
 ]
 
-#: A prompt at most this long counts as short: small models cope with short prompts best.
-SHORT_PROMPT_TOKENS = 2000
+# SHORT_PROMPT_TOKENS (a prompt at most this long is short: small models cope with short prompts
+# best) is the prompt-size band boundary of the rollup's call_band_day, so whole days are exact.
 #: Ratings needed on each side of a quality comparison before it is trusted.
 MIN_FEEDBACK = 20
 #: A cheaper model (or a router band) may score this much lower and still count as "as good".
@@ -101,102 +100,6 @@ def _rates(table: PriceTable, provider: str, model: str, at: float) -> tuple[flo
         return None
     r = price.rates
     return float(r.input) / 1e6, float(r.effective_cache_read) / 1e6, float(r.output) / 1e6
-
-
-def calls_where(query: Query) -> tuple[str, list[object]]:
-    sql, params, _ = where("model_calls", query, alias="c")
-    return sql, params
-
-
-@dataclass(frozen=True, slots=True)
-class CallFacts:
-    """What the cheaper-model and router checks read from the raw calls, from one scan of each kind.
-
-    ``short_usage`` / ``short_feedback``: unrouted calls with <= :data:`SHORT_PROMPT_TOKENS`
-    input tokens per (feature, model, provider); ``unrouted_calls`` / ``unrouted_feedback``:
-    all unrouted calls per (feature, model); ``routed_usage`` / ``routed_feedback``: routed
-    calls with a confidence per (feature, routed_from, router_confidence). Only calls with a
-    feature count.
-    """
-
-    short_usage: list[Row]
-    short_feedback: list[Row]
-    unrouted_calls: dict[tuple[str, str], int]
-    unrouted_feedback: dict[tuple[str, str], Row]
-    routed_usage: list[Row]
-    routed_feedback: list[Row]
-
-
-# Feedback: one group per (feature, model, provider, short or not) of unrouted calls and per
-# (feature, baseline model, confidence) of routed ones; the columns that do not apply to a side are NULL.
-_FACT_KEYS = (
-    "c.routed AS routed, c.feature AS feature, "
-    "CASE WHEN c.routed = 0 THEN c.model END AS model, "
-    "CASE WHEN c.routed = 0 THEN c.provider END AS provider, "
-    f"CASE WHEN c.routed = 0 THEN c.input_tokens <= {SHORT_PROMPT_TOKENS} END AS short, "
-    "CASE WHEN c.routed = 1 THEN c.routed_from END AS routed_from, "
-    "CASE WHEN c.routed = 1 THEN c.router_confidence END AS router_confidence"
-)
-
-
-def call_facts(rollup: Rollup, query: Query) -> CallFacts:
-    """The sums and feedback of :class:`CallFacts`: three scans of the range instead of six.
-
-    Token and confidence conditions are per call, which the aggregates cannot
-    answer, so these stay on the raw calls; splitting them by kind would read
-    the same millions of rows once per kind.
-    """
-    sql, params = calls_where(query)
-    scope = f"{sql} AND c.feature IS NOT NULL AND c.routed IN (0, 1)"
-    # usage in two scans: a GROUP BY sorts every row it is fed, and routed calls are grouped per
-    # distinct confidence, so one scan with the wide key of both sides sorts more than two narrow ones
-    unrouted = rollup.rows(
-        f"SELECT c.feature, c.model, c.provider, c.input_tokens <= {SHORT_PROMPT_TOKENS} AS short, "
-        "COUNT(*) AS calls, TOTAL(c.input_tokens) AS input, TOTAL(c.output_tokens) AS output, "
-        "TOTAL(c.cache_read_tokens) AS cache_read, TOTAL(c.cost_usd) AS cost, TOTAL(c.priced) AS priced "
-        f"FROM model_calls c WHERE {sql} AND c.feature IS NOT NULL AND c.routed = 0 GROUP BY 1, 2, 3, 4",
-        params,
-    )
-    routed = rollup.rows(
-        "SELECT c.feature, c.routed_from, c.router_confidence, COUNT(*) AS calls, TOTAL(c.cost_usd) AS cost, "
-        f"TOTAL(c.baseline_cost_usd) AS baseline_cost FROM model_calls c WHERE {sql} AND c.routed = 1 "
-        "AND c.router_confidence IS NOT NULL AND c.feature IS NOT NULL "
-        "GROUP BY c.feature, c.routed_from, c.router_confidence",
-        params,
-    )
-    rated = rollup.rows(
-        f"SELECT {_FACT_KEYS}, COUNT(*) AS n, COUNT(f.score) AS scored, TOTAL(f.score) AS score_sum, "
-        "AVG(f.score) AS score FROM feedback f JOIN model_calls c ON c.request_id = f.request_id "
-        f"WHERE {scope} GROUP BY 1, 2, 3, 4, 5, 6, 7",
-        params,
-    )
-    unrouted_calls: dict[tuple[str, str], int] = defaultdict(int)
-    for r in unrouted:
-        unrouted_calls[(r["feature"], r["model"])] += int(r["calls"])
-    # a (feature, model) spans providers and prompt lengths: its mean is the pooled one, as AVG's
-    pooled: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: {"n": 0, "scored": 0, "sum": 0.0})
-    for r in rated:
-        if r["routed"] == 0:
-            acc = pooled[(r["feature"], r["model"])]
-            acc["n"] += r["n"]
-            acc["scored"] += r["scored"]
-            acc["sum"] += r["score_sum"]
-    return CallFacts(
-        short_usage=[r for r in unrouted if r["short"] == 1],
-        short_feedback=[r for r in rated if r["routed"] == 0 and r["short"] == 1],
-        unrouted_calls=dict(unrouted_calls),
-        unrouted_feedback={
-            (feature, model): {
-                "feature": feature,
-                "model": model,
-                "n": int(acc["n"]),
-                "score": acc["sum"] / acc["scored"] if acc["scored"] else None,
-            }
-            for (feature, model), acc in pooled.items()
-        },
-        routed_usage=routed,
-        routed_feedback=[r for r in rated if r["routed"] == 1 and r["router_confidence"] is not None],
-    )
 
 
 def cheaper_model(

@@ -13,22 +13,21 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from exporters.rollup.bands import CONFIDENCE_BAND
+
 from ..params import Query
 from ..store.reader import Rollup
-from .recommend_quality import MIN_FEEDBACK, QUALITY_TOLERANCE, CallFacts, call_facts
+from .call_facts import CallFacts, call_facts
+from .recommend_quality import MIN_FEEDBACK, QUALITY_TOLERANCE
 
 __all__ = ["ROUTER_BAND", "ROUTER_MIN_UNROUTED", "ROUTER_RAISE_DROP", "router_threshold"]
 
 #: A router band scoring this much below its baseline is "clearly worse".
 ROUTER_RAISE_DROP = 0.10
-#: Width of the router-confidence bands feedback is compared in.
-ROUTER_BAND = 0.1
+#: Width of the router-confidence bands feedback is compared in: the rollup's call_band_day bands.
+ROUTER_BAND = CONFIDENCE_BAND
 #: Unrouted baseline calls needed before lowering the threshold can save anything worth saying.
 ROUTER_MIN_UNROUTED = 100
-
-
-def _band(confidence: float) -> float:
-    return round(int(round(confidence / ROUTER_BAND, 9)) * ROUTER_BAND, 6)
 
 
 def router_threshold(
@@ -51,13 +50,13 @@ def router_threshold(
         lambda: defaultdict(lambda: {"n": 0, "score_sum": 0.0, "calls": 0, "cost": 0.0, "baseline": 0.0})
     )
     for r in routed_fb:
-        b = bands[(r["feature"], r["routed_from"])][_band(r["router_confidence"])]
+        b = bands[(r["feature"], r["routed_from"])][r["band"]]
         b["n"] += r["n"]
         b["score_sum"] += r["n"] * r["score"]
     lowest: dict[tuple[str, str], float] = {}
     for r in routed_calls:
         key = (r["feature"], r["routed_from"])
-        b = bands[key][_band(r["router_confidence"])]
+        b = bands[key][r["band"]]
         b["calls"] += r["calls"]
         b["cost"] += r["cost"]
         b["baseline"] += r["baseline_cost"]

@@ -1,0 +1,196 @@
+"""Migration 4's ``call_band_day``: calls and their feedback by band, folded per batch and backfilled."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+
+import pytest
+
+from exporters.rollup import MIGRATIONS, RollupWriter, migrate, open_database, schema_version
+from exporters.rollup.bands import (
+    CONFIDENCE_THRESHOLDS,
+    OUT_OF_RANGE_BAND,
+    SHORT_PROMPT_TOKENS,
+    confidence_band,
+    stage_band,
+)
+from nexus_otel.events import FeedbackEvent, ModelCallEvent
+from tests.rollup_data import model_call, seeded_events, utc
+
+START = utc("2026-02-04T20:00:00")  # Wednesday: the two days cross a week boundary (Thursday 00:00 UTC)
+WEEK = 7 * 86400
+COLUMNS = (
+    "bucket_start, team, feature, model, provider, routed, routed_from, band, calls, input_tokens, "
+    "output_tokens, cache_read_tokens, cost_usd, priced, baseline_cost_usd, min_confidence, feedback, scored, "
+    "score_sum"
+)
+
+
+def _rows(path, sql: str) -> list[tuple]:
+    db = open_database(path, readonly=True)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+def _table(path, table: str = "call_band_day") -> dict[tuple, tuple]:
+    return {r[:8]: r[8:] for r in _rows(path, f"SELECT {COLUMNS} FROM {table}")}
+
+
+def _by_week(days: dict[tuple, tuple]) -> dict[tuple, list]:
+    """Day rows added up per epoch-aligned week, as call_band_week should hold them."""
+    out: dict[tuple, list] = {}
+    for (day, *key), row in days.items():
+        k = (day // WEEK * WEEK, *key)
+        acc = out.get(k)
+        if acc is None:
+            out[k] = list(row)
+            continue
+        for i, v in enumerate(row):
+            if i == 7:  # min_confidence
+                acc[i] = v if acc[i] is None else (acc[i] if v is None else min(acc[i], v))
+            else:
+                acc[i] += v
+    return out
+
+
+def _reference(events) -> dict[tuple, list]:
+    """call_band_day computed in Python from the events (what bands.py documents)."""
+    calls = {e.request_id: e for e in events if isinstance(e, ModelCallEvent)}
+    out: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0, 0.0, 0, 0.0, None, 0, 0, 0.0])
+
+    def key(c: ModelCallEvent) -> tuple | None:
+        routed = int(c.routed)
+        if c.feature is None or (routed == 1 and c.router_confidence is None) or routed not in (0, 1):
+            return None
+        if routed == 0:
+            band = int(c.input_tokens <= SHORT_PROMPT_TOKENS)
+        elif 0 <= c.router_confidence <= 1:
+            band = confidence_band(c.router_confidence)
+        else:
+            band = OUT_OF_RANGE_BAND
+        day = int(c.timestamp) // 86400 * 86400
+        routed_from = (c.routed_from or "") if routed else ""
+        return (day, c.team or "", c.feature, c.model, c.provider, routed, routed_from, band)
+
+    for c in calls.values():
+        k = key(c)
+        if k is None:
+            continue
+        acc = out[k]
+        acc[0] += 1
+        acc[1] += c.input_tokens
+        acc[2] += c.output_tokens
+        acc[3] += c.cache_read_tokens
+        acc[4] += c.cost_usd or 0.0
+        acc[5] += int(c.priced)
+        acc[6] += c.baseline_cost_usd or 0.0
+        if c.routed:
+            acc[7] = c.router_confidence if acc[7] is None else min(acc[7], c.router_confidence)
+    for f in events:
+        if isinstance(f, FeedbackEvent) and f.request_id in calls:
+            k = key(calls[f.request_id])
+            if k is not None:
+                out[k][8] += 1
+                out[k][9] += 1
+                out[k][10] += f.score
+    return out
+
+
+def _assert_equal(got: dict[tuple, tuple], want: dict[tuple, list]) -> None:
+    assert sorted(got) == sorted(want)
+    for k, row in got.items():
+        for x, y in zip(row, want[k], strict=True):
+            # float sums may differ in their last bits by the order of additions; counts may not
+            assert x == (pytest.approx(y, rel=1e-12, abs=1e-15) if isinstance(y, float) else y), (
+                k,
+                row,
+                want[k],
+            )
+
+
+def _events() -> list:
+    events = seeded_events(seed=11, start=START, days=2, calls=1500)
+    events += [
+        # confidences on and next to every band edge, and one outside [0, 1] (a BYO client)
+        *(
+            model_call(START + 60 * i, f"edge-{i}", feature="qa", routed=True, routed_from="gpt-4o",
+                       model="gpt-4o-mini", router_confidence=c)
+            for i, c in enumerate([*CONFIDENCE_THRESHOLDS, *(math.nextafter(t, 0) for t in CONFIDENCE_THRESHOLDS),
+                                   0.0, 1.0, 0.35, 1.5])
+        ),
+        # exactly at the prompt-size boundary, and one above
+        model_call(START + 5, "short-edge", feature="qa", input_tokens=SHORT_PROMPT_TOKENS),
+        model_call(START + 6, "long-edge", feature="qa", input_tokens=SHORT_PROMPT_TOKENS + 1),
+        FeedbackEvent(timestamp=START + 9, request_id="never-recorded", score=0.3),
+    ]  # fmt: skip
+    random.Random(3).shuffle(events)  # feedback often lands in a batch before its call's
+    return events
+
+
+def _write(path, events) -> None:
+    writer = RollupWriter(path, retention_days=None)
+    for i in range(0, len(events), 97):
+        writer.write(events[i : i + 97])
+    # a re-delivery folds through the SQL grouping, with a call whose feedback came batches ago
+    late = model_call(START + 3600, "late", feature="chat", input_tokens=10, cost_usd=0.5, priced=True)
+    writer.write([FeedbackEvent(timestamp=START + 3700, request_id="late", score=0.9)])
+    writer.write([*events[:40], late])
+    writer.close()
+    events.append(late)
+    events.append(FeedbackEvent(timestamp=START + 3700, request_id="late", score=0.9))
+
+
+def test_bands_agree_with_the_confidence_rounding_they_stand_for():
+    rng = random.Random(1)
+    for c in [rng.random() for _ in range(20000)] + [i / 1000 for i in range(1001)]:
+        assert stage_band(1, 0, c) == confidence_band(c), c
+    for k, t in enumerate(CONFIDENCE_THRESHOLDS, start=1):
+        assert confidence_band(t) == k
+        assert confidence_band(math.nextafter(t, 0)) == k - 1
+    assert stage_band(0, SHORT_PROMPT_TOKENS, 0.0) == 1
+    assert stage_band(0, SHORT_PROMPT_TOKENS + 1, 0.0) == 0
+
+
+def test_call_band_day_equals_the_calls_and_their_feedback(tmp_path):
+    events = _events()
+    path = tmp_path / "rollup.db"
+    _write(path, events)
+    got = _table(path)
+    _assert_equal(got, _reference(events))
+    weeks = _table(path, "call_band_week")
+    _assert_equal(weeks, _by_week(got))
+    assert len({k[0] for k in weeks}) == 2
+    assert any(k[7] == OUT_OF_RANGE_BAND for k in got)
+    assert sum(r[8] for r in got.values()) > 200  # plenty of feedback was folded
+    # ... some of it written batches before its call (the pending path)
+    at = {getattr(e, "request_id", None): i for i, e in enumerate(events) if isinstance(e, ModelCallEvent)}
+    early = [
+        e
+        for i, e in enumerate(events)
+        if isinstance(e, FeedbackEvent) and at.get(e.request_id, -1) // 97 > i // 97
+    ]
+    assert len(early) > 50
+    # feedback on a call never recorded waits; the late call's feedback did not
+    assert _rows(path, "SELECT request_id FROM call_band_pending") == [("never-recorded",)]
+
+
+def test_migration_4_backfills_what_the_fold_writes(tmp_path):
+    events = _events()
+    path = tmp_path / "rollup.db"
+    _write(path, events)
+    folded, folded_weeks = _table(path), _table(path, "call_band_week")
+    db = open_database(path)
+    for table in ("call_band_day", "call_band_week", "call_band_pending"):
+        db[table].drop()
+    db.execute("DELETE FROM _migrations WHERE version = 4")
+    db.conn.commit()
+    assert schema_version(db) == 3
+    assert [m.version for m in migrate(db)] == [4] == [MIGRATIONS[-1].version]
+    db.close()
+    _assert_equal(_table(path), {k: list(v) for k, v in folded.items()})
+    _assert_equal(_table(path, "call_band_week"), {k: list(v) for k, v in folded_weeks.items()})
+    assert _rows(path, "SELECT request_id FROM call_band_pending") == [("never-recorded",)]

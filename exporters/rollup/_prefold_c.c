@@ -141,6 +141,36 @@ static Py_ssize_t slot_of(PyObject *index, Array *array, PyObject *key, int *is_
     return array->size - 1;
 }
 
+/* The activity group of a call or use row v (ts, user, _, team, project, feature, ...) at ts:
+   keyed (day of ts, user, team, project, feature), its first and last times updated. */
+static Activity *activity_for(DayCache *days, PyObject *index, Array *activity, PyObject *const *v, double ts) {
+    PyObject *day = day_string(days, v[0], ts);
+    if (day == NULL) {
+        return NULL;
+    }
+    PyObject *key = PyTuple_Pack(5, day, v[1], v[3], v[4], v[5]);
+    Py_DECREF(day);
+    if (key == NULL) {
+        return NULL;
+    }
+    int is_new;
+    Py_ssize_t at = slot_of(index, activity, key, &is_new);
+    if (at < 0) {
+        Py_DECREF(key);
+        return NULL;
+    }
+    Activity *a = (Activity *)activity->items + at;
+    if (is_new) {
+        a->key = key; /* the array owns it */
+        a->first = a->last = ts;
+    } else {
+        Py_DECREF(key);
+        a->first = ts < a->first ? ts : a->first;
+        a->last = ts > a->last ? ts : a->last;
+    }
+    return a;
+}
+
 static PyObject *or_empty(PyObject *value, PyObject *empty) {
     int truthy = PyObject_IsTrue(value);
     if (truthy < 0) {
@@ -253,28 +283,9 @@ static int group_rows(PyObject *calls, PyObject *uses, const double *bounds, Py_
         if (user == Py_None) {
             continue;
         }
-        PyObject *day = day_string(days, ts_object, ts);
-        if (day == NULL) {
+        Activity *a = activity_for(days, activity_index, activity, v, ts);
+        if (a == NULL) {
             goto done;
-        }
-        key = PyTuple_Pack(5, day, user, v[3], v[4], v[5]);
-        Py_DECREF(day);
-        if (key == NULL) {
-            goto done;
-        }
-        at = slot_of(activity_index, activity, key, &is_new);
-        if (at < 0) {
-            Py_DECREF(key);
-            goto done;
-        }
-        Activity *a = (Activity *)activity->items + at;
-        if (is_new) {
-            a->key = key;
-            a->first = a->last = ts;
-        } else {
-            Py_DECREF(key);
-            a->first = ts < a->first ? ts : a->first;
-            a->last = ts > a->last ? ts : a->last;
         }
         a->requests += 1;
         if (!add(&a->input, tokens[0]) || !add(&a->output, tokens[1])) {
@@ -308,29 +319,9 @@ static int group_rows(PyObject *calls, PyObject *uses, const double *bounds, Py_
         if (v[1] == Py_None) {
             continue;
         }
-        PyObject *day = day_string(days, v[0], ts);
-        if (day == NULL) {
+        Activity *a = activity_for(days, activity_index, activity, v, ts);
+        if (a == NULL) {
             goto done;
-        }
-        PyObject *key = PyTuple_Pack(5, day, v[1], v[3], v[4], v[5]);
-        Py_DECREF(day);
-        if (key == NULL) {
-            goto done;
-        }
-        int is_new;
-        Py_ssize_t at = slot_of(activity_index, activity, key, &is_new);
-        if (at < 0) {
-            Py_DECREF(key);
-            goto done;
-        }
-        Activity *a = (Activity *)activity->items + at;
-        if (is_new) {
-            a->key = key;
-            a->first = a->last = ts;
-        } else {
-            Py_DECREF(key);
-            a->first = ts < a->first ? ts : a->first;
-            a->last = ts > a->last ? ts : a->last;
         }
         if (!add(&a->uses, uses_count)) {
             status = 0;

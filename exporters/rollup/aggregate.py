@@ -17,7 +17,7 @@ from collections.abc import Callable
 from .bands import clear_stage as clear_band_stage
 from .bands import fold_call_bands, note_feedback_mark
 from .schema import AGG_DIMENSIONS, AGG_TABLES, CALL_ROW_EXPRESSIONS, agg_columns, agg_sum_columns
-from .user_fold import fold_user_activity
+from .user_fold import USER_TEAM_DAY_CONFLICT, USER_TEAM_DAY_FEATURES_CONFLICT, fold_user_activity
 
 __all__ = [
     "MINUTE_STAGE_INSERT",
@@ -123,24 +123,13 @@ INSERT INTO user_team_day (day, team, project, user_id, requests, input_tokens, 
 SELECT day, COALESCE(team, ''), COALESCE(project, ''), user_id, SUM(requests), SUM(input_tokens),
        SUM(output_tokens), TOTAL(cost_usd), SUM(feature_uses), MIN(first_seen), MAX(last_seen)
 FROM {_ACTIVITY_STAGE} GROUP BY 1, 2, 3, 4
-ON CONFLICT (team, day, project, user_id) DO UPDATE SET
-    requests = user_team_day.requests + excluded.requests,
-    input_tokens = user_team_day.input_tokens + excluded.input_tokens,
-    output_tokens = user_team_day.output_tokens + excluded.output_tokens,
-    cost_usd = user_team_day.cost_usd + excluded.cost_usd,
-    feature_uses = user_team_day.feature_uses + excluded.feature_uses,
-    first_seen = MIN(user_team_day.first_seen, excluded.first_seen),
-    last_seen = MAX(user_team_day.last_seen, excluded.last_seen)
-"""
+{USER_TEAM_DAY_CONFLICT}"""
 
 _USER_TEAM_DAY_FEATURES_SQL = f"""
 INSERT INTO user_team_day_features (day, team, project, user_id, feature, first_seen, last_seen)
 SELECT day, COALESCE(team, ''), COALESCE(project, ''), user_id, feature, MIN(first_seen), MAX(last_seen)
 FROM {_ACTIVITY_STAGE} WHERE feature IS NOT NULL GROUP BY 1, 2, 3, 4, 5
-ON CONFLICT (team, day, project, user_id, feature) DO UPDATE SET
-    first_seen = MIN(user_team_day_features.first_seen, excluded.first_seen),
-    last_seen = MAX(user_team_day_features.last_seen, excluded.last_seen)
-"""
+{USER_TEAM_DAY_FEATURES_CONFLICT}"""
 
 
 # Feature-use counts per (day, team, project, feature), users or not: the analytics' "uses" per

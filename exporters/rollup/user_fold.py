@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["fold_user_activity"]
+__all__ = ["USER_TEAM_DAY_CONFLICT", "USER_TEAM_DAY_FEATURES_CONFLICT", "fold_user_activity"]
 
 _USER_DAY_FEATURES = "INSERT OR IGNORE INTO user_day_features (day, user_id, feature) VALUES (?, ?, ?)"
 
@@ -42,11 +42,8 @@ ON CONFLICT (day, user_id) DO UPDATE SET
     last_seen = MAX(user_day.last_seen, excluded.last_seen)
 """
 
-_USER_TEAM_DAY = """
-INSERT INTO user_team_day (day, team, project, user_id, requests, input_tokens, output_tokens, cost_usd,
-                           feature_uses, first_seen, last_seen)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (team, day, project, user_id) DO UPDATE SET
+#: How a user_team_day row meets the stored one; the migration-3 backfill (``aggregate``) uses it too.
+USER_TEAM_DAY_CONFLICT = """ON CONFLICT (team, day, project, user_id) DO UPDATE SET
     requests = user_team_day.requests + excluded.requests,
     input_tokens = user_team_day.input_tokens + excluded.input_tokens,
     output_tokens = user_team_day.output_tokens + excluded.output_tokens,
@@ -55,14 +52,21 @@ ON CONFLICT (team, day, project, user_id) DO UPDATE SET
     first_seen = MIN(user_team_day.first_seen, excluded.first_seen),
     last_seen = MAX(user_team_day.last_seen, excluded.last_seen)
 """
-
-_USER_TEAM_DAY_FEATURES = """
-INSERT INTO user_team_day_features (day, team, project, user_id, feature, first_seen, last_seen)
-VALUES (?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (team, day, project, user_id, feature) DO UPDATE SET
+USER_TEAM_DAY_FEATURES_CONFLICT = """ON CONFLICT (team, day, project, user_id, feature) DO UPDATE SET
     first_seen = MIN(user_team_day_features.first_seen, excluded.first_seen),
     last_seen = MAX(user_team_day_features.last_seen, excluded.last_seen)
 """
+
+_USER_TEAM_DAY = f"""
+INSERT INTO user_team_day (day, team, project, user_id, requests, input_tokens, output_tokens, cost_usd,
+                           feature_uses, first_seen, last_seen)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+{USER_TEAM_DAY_CONFLICT}"""
+
+_USER_TEAM_DAY_FEATURES = f"""
+INSERT INTO user_team_day_features (day, team, project, user_id, feature, first_seen, last_seen)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+{USER_TEAM_DAY_FEATURES_CONFLICT}"""
 
 
 def fold_user_activity(conn: sqlite3.Connection, activity: Iterable[Sequence[Any]]) -> None:
@@ -78,12 +82,7 @@ def fold_user_activity(conn: sqlite3.Connection, activity: Iterable[Sequence[Any
         if sums is None:
             days[(day, user)] = [requests, inputs, outputs, cost, uses, first, last, team, project]
         else:
-            sums[0] += requests
-            sums[1] += inputs
-            sums[2] += outputs
-            sums[3] += cost
-            sums[4] += uses
-            sums[5] = min(sums[5], first)
+            _add(sums, (requests, inputs, outputs, cost, uses, first))
             if last > sums[6] or (
                 last == sums[6] and (team_key, project_key) > (sums[7] or "", sums[8] or "")
             ):
@@ -93,12 +92,7 @@ def fold_user_activity(conn: sqlite3.Connection, activity: Iterable[Sequence[Any
         if sums is None:
             team_days[key] = [requests, inputs, outputs, cost, uses, first, last]
         else:
-            sums[0] += requests
-            sums[1] += inputs
-            sums[2] += outputs
-            sums[3] += cost
-            sums[4] += uses
-            sums[5] = min(sums[5], first)
+            _add(sums, (requests, inputs, outputs, cost, uses, first))
             sums[6] = max(sums[6], last)
         if feature is None:
             continue
@@ -119,3 +113,14 @@ def fold_user_activity(conn: sqlite3.Connection, activity: Iterable[Sequence[Any
         conn.executemany(_USER_TEAM_DAY, [(*k, *s) for k, s in team_days.items()])
     if team_features:
         conn.executemany(_USER_TEAM_DAY_FEATURES, [(*k, *s) for k, s in team_features.items()])
+
+
+def _add(sums: list[Any], values: tuple[Any, ...]) -> None:
+    """Add requests, input and output tokens, cost and feature uses; keep the earliest first_seen."""
+    requests, inputs, outputs, cost, uses, first = values
+    sums[0] += requests
+    sums[1] += inputs
+    sums[2] += outputs
+    sums[3] += cost
+    sums[4] += uses
+    sums[5] = min(sums[5], first)

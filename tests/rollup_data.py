@@ -6,6 +6,7 @@ import random
 from collections import defaultdict
 from datetime import datetime, timezone
 
+from exporters.rollup import open_database
 from nexus_otel.events import (
     Event,
     FeatureUseEvent,
@@ -206,3 +207,12 @@ def reference_user_team_days(
             seen = features.setdefault((*key, e.feature), [e.timestamp, e.timestamp])
             seen[0], seen[1] = min(seen[0], e.timestamp), max(seen[1], e.timestamp)
     return days, features
+
+
+def query_rows(path: object, sql: str) -> list[tuple]:
+    """All rows of ``sql`` over the rollup at ``path``, read-only."""
+    db = open_database(path, readonly=True)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()

@@ -17,7 +17,7 @@ from exporters.rollup.bands import (
     stage_band,
 )
 from nexus_otel.events import FeedbackEvent, ModelCallEvent
-from tests.rollup_data import model_call, seeded_events, utc
+from tests.rollup_data import model_call, query_rows, seeded_events, utc
 
 START = utc("2026-02-04T20:00:00")  # Wednesday: the two days cross a week boundary (Thursday 00:00 UTC)
 WEEK = 7 * 86400
@@ -28,16 +28,8 @@ COLUMNS = (
 )
 
 
-def _rows(path, sql: str) -> list[tuple]:
-    db = open_database(path, readonly=True)
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
-
-
 def _table(path, table: str = "call_band_day") -> dict[tuple, tuple]:
-    return {r[:8]: r[8:] for r in _rows(path, f"SELECT {COLUMNS} FROM {table}")}
+    return {r[:8]: r[8:] for r in query_rows(path, f"SELECT {COLUMNS} FROM {table}")}
 
 
 def _by_week(days: dict[tuple, tuple]) -> dict[tuple, list]:
@@ -175,7 +167,7 @@ def test_call_band_day_equals_the_calls_and_their_feedback(tmp_path):
     ]
     assert len(early) > 50
     # feedback on a call never recorded waits; the late call's feedback did not
-    assert _rows(path, "SELECT request_id FROM call_band_pending") == [("never-recorded",)]
+    assert query_rows(path, "SELECT request_id FROM call_band_pending") == [("never-recorded",)]
 
 
 def test_migration_4_backfills_what_the_fold_writes(tmp_path):
@@ -193,4 +185,4 @@ def test_migration_4_backfills_what_the_fold_writes(tmp_path):
     db.close()
     _assert_equal(_table(path), {k: list(v) for k, v in folded.items()})
     _assert_equal(_table(path, "call_band_week"), {k: list(v) for k, v in folded_weeks.items()})
-    assert _rows(path, "SELECT request_id FROM call_band_pending") == [("never-recorded",)]
+    assert query_rows(path, "SELECT request_id FROM call_band_pending") == [("never-recorded",)]

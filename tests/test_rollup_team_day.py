@@ -8,18 +8,10 @@ import pytest
 
 from exporters.rollup import MIGRATIONS, RollupWriter, migrate, open_database, schema_version
 from nexus_otel.events import FeatureUseEvent
-from tests.rollup_data import model_call, reference_user_team_days, seeded_events, utc
+from tests.rollup_data import model_call, query_rows, reference_user_team_days, seeded_events, utc
 
 START = utc("2026-01-30T20:00:00")
 TEAM_TABLES = ("user_team_day", "user_team_day_features", "feature_use_day")
-
-
-def _rows(path, sql: str) -> list[tuple]:
-    db = open_database(path, readonly=True)
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
 
 
 def _day(ts: float) -> str:
@@ -27,7 +19,7 @@ def _day(ts: float) -> str:
 
 
 def _snapshot(path) -> dict[str, list[tuple]]:
-    return {t: sorted(_rows(path, f"SELECT * FROM {t}"), key=repr) for t in TEAM_TABLES}
+    return {t: sorted(query_rows(path, f"SELECT * FROM {t}"), key=repr) for t in TEAM_TABLES}
 
 
 def test_user_team_day_holds_each_teams_share_of_a_users_day(tmp_path):
@@ -39,7 +31,7 @@ def test_user_team_day_holds_each_teams_share_of_a_users_day(tmp_path):
         writer.write(events[i : i + 333])
     writer.close()
     want_days, want_features = reference_user_team_days(events)
-    got = _rows(
+    got = query_rows(
         path,
         "SELECT day, team, project, user_id, requests, input_tokens, cost_usd, feature_uses, first_seen, "
         "last_seen FROM user_team_day",
@@ -51,18 +43,18 @@ def test_user_team_day_holds_each_teams_share_of_a_users_day(tmp_path):
         assert (requests, tokens, uses) == (want["requests"], want["input_tokens"], want["feature_uses"])
         assert cost == pytest.approx(want["cost_usd"], rel=1e-9, abs=1e-12)
         assert (first, last) == (want["first_seen"], want["last_seen"])
-    features = {r[:5]: [r[5], r[6]] for r in _rows(path, "SELECT * FROM user_team_day_features")}
+    features = {r[:5]: [r[5], r[6]] for r in query_rows(path, "SELECT * FROM user_team_day_features")}
     assert features == want_features
     uses: dict[tuple[str, ...], float] = {}
     for e in events:
         if isinstance(e, FeatureUseEvent) and e.feature is not None:
             key = (_day(e.timestamp), e.team or "", e.project or "", e.feature)
             uses[key] = uses.get(key, 0) + e.count
-    assert {r[:4]: r[4] for r in _rows(path, "SELECT * FROM feature_use_day")} == uses
+    assert {r[:4]: r[4] for r in query_rows(path, "SELECT * FROM feature_use_day")} == uses
     # the per-team rows add up to user_day's
-    per_user = _rows(path, "SELECT day, user_id, SUM(requests), MIN(first_seen), MAX(last_seen) FROM "
+    per_user = query_rows(path, "SELECT day, user_id, SUM(requests), MIN(first_seen), MAX(last_seen) FROM "
                            "user_team_day GROUP BY 1, 2 ORDER BY 1, 2")  # fmt: skip
-    assert per_user == _rows(
+    assert per_user == query_rows(
         path, "SELECT day, user_id, requests, first_seen, last_seen FROM user_day ORDER BY 1, 2"
     )
 
@@ -112,5 +104,5 @@ def test_prune_keeps_user_team_day(tmp_path):
     )
     writer.prune(now=now)
     writer.close()
-    assert _rows(path, "SELECT COUNT(*) FROM model_calls") == [(1,)]
-    assert _rows(path, "SELECT team, requests FROM user_team_day ORDER BY day") == [("t", 1), ("", 1)]
+    assert query_rows(path, "SELECT COUNT(*) FROM model_calls") == [(1,)]
+    assert query_rows(path, "SELECT team, requests FROM user_team_day ORDER BY day") == [("t", 1), ("", 1)]

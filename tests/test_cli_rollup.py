@@ -8,6 +8,7 @@ import time
 from click.testing import CliRunner
 
 from exporters.rollup import RollupWriter, open_database
+from exporters.rollup.migrations import MIGRATIONS
 from nexus_otel.cli import main
 from tests.rollup_data import model_call
 
@@ -24,7 +25,7 @@ def test_migrate_creates_then_reports_up_to_date(tmp_path):
     again = run("migrate", "--db", db)
     assert again.exit_code == 0
     assert "applied" not in again.output
-    assert "schema version 4 (up to date)" in again.output
+    assert f"schema version {MIGRATIONS[-1].version} (up to date)" in again.output
 
 
 def test_stats_and_prune(tmp_path):
@@ -38,13 +39,13 @@ def test_stats_and_prune(tmp_path):
 
     text = run("stats", "--db", str(db))
     assert text.exit_code == 0
-    assert "schema version:  4" in text.output
+    assert f"schema version:  {MIGRATIONS[-1].version}" in text.output
     assert any(line.split()[:2] == ["model_calls", "2"] for line in text.output.splitlines())
 
     stats = json.loads(run("stats", "--db", str(db), "--json").output)
     assert stats["rows"]["model_calls"] == 2
     assert stats["rows"]["agg_day"] == 2
-    assert stats["schema_version"] == 4
+    assert stats["schema_version"] == MIGRATIONS[-1].version
     assert stats["size_bytes"] > 0
     assert stats["time_range"]["model_calls"]["first"] == now - 40 * 86400
 

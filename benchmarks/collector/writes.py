@@ -12,7 +12,7 @@ from typing import Any
 from common import log, median
 from workload import model_call_events
 
-_LEGS = ("writer", "writer_rows", "executemany", "indexed_insert")
+_LEGS = ("writer", "writer_rows", "writer_deferred", "executemany", "indexed_insert")
 
 
 def _write_events(writer: Any, events: Any) -> int:
@@ -21,6 +21,10 @@ def _write_events(writer: Any, events: Any) -> int:
 
 def _write_rows(writer: Any, rows: Any) -> int:
     return writer.write_rows(rows).inserted
+
+
+def _write_rows_deferred(writer: Any, rows: Any) -> int:
+    return writer.write_rows(rows, defer_fold=True).inserted
 
 
 def _executemany(conn: sqlite3.Connection, statement_rows: tuple[str, list[Any]]) -> int:
@@ -33,11 +37,13 @@ def _executemany(conn: sqlite3.Connection, statement_rows: tuple[str, list[Any]]
 
 
 def rollup_vs_executemany(workdir: Path, *, events: int, batch: int, repeats: int) -> dict[str, Any]:
-    """Four legs, batch by batch interleaved so all see the same machine noise.
+    """Five legs, batch by batch interleaved so all see the same machine noise.
 
     ``writer``: ``RollupWriter.write`` of event objects (``prepare_rows`` included);
     ``writer_rows``: ``RollupWriter.write_rows`` of the ready rows, which is what the
     committer process runs (the collector reads model calls straight into rows);
+    ``writer_deferred``: the same with ``defer_fold=True``, as the committer under load (rows
+    folded every ``fold_rows``; the last fold, at the end, is timed too);
     ``executemany``: plain ``sqlite3`` of the same ready rows into a bare table;
     ``indexed_insert``: the raw ``INSERT OR IGNORE`` alone into a migrated ``model_calls``.
     """
@@ -52,6 +58,7 @@ def rollup_vs_executemany(workdir: Path, *, events: int, batch: int, repeats: in
         run_dir = Path(tempfile.mkdtemp(prefix="rollup-", dir=workdir))
         writer = RollupWriter(run_dir / "rollup.db", retention_days=None)
         rows_writer = RollupWriter(run_dir / "rollup-rows.db", retention_days=None)
+        deferred_writer = RollupWriter(run_dir / "rollup-deferred.db", retention_days=None)
         base = sqlite3.connect(run_dir / "bare.db", isolation_level=None)
         base.execute("PRAGMA journal_mode=WAL")
         base.execute("PRAGMA synchronous=FULL")
@@ -72,22 +79,29 @@ def rollup_vs_executemany(workdir: Path, *, events: int, batch: int, repeats: in
             legs = {
                 "writer": (_write_events, writer, chunk),
                 "writer_rows": (_write_rows, rows_writer, PreparedRows({"model_calls": rows})),
+                "writer_deferred": (_write_rows_deferred, deferred_writer, PreparedRows({"model_calls": rows})),
                 "executemany": (_executemany, base, (bare_insert, rows)),
                 "indexed_insert": (_executemany, floor, (insert, rows)),
             }
             # rotated batch by batch, so no leg always runs right after the batch was made
-            for leg in _LEGS[number % 4 :] + _LEGS[: number % 4]:
+            turn = number % len(_LEGS)
+            for leg in _LEGS[turn:] + _LEGS[:turn]:
                 work, target, data = legs[leg]
                 w0, c0 = time.perf_counter(), time.process_time()
                 inserted[leg] += work(target, data)
                 wall[leg] += time.perf_counter() - w0
                 cpu[leg] += time.process_time() - c0
         assert set(inserted.values()) == {events}, inserted
+        w0, c0 = time.perf_counter(), time.process_time()
+        deferred_writer.fold()  # what is still unfolded counts against the deferred leg
+        wall["writer_deferred"] += time.perf_counter() - w0
+        cpu["writer_deferred"] += time.process_time() - c0
+        deferred_writer.close()
         writer.close()
         rows_writer.close()
         base.close()
         floor.close()
-        for name in ("rollup.db", "rollup-rows.db"):
+        for name in ("rollup.db", "rollup-rows.db", "rollup-deferred.db"):
             with sqlite3.connect(run_dir / name) as db:
                 stored = db.execute(
                     "SELECT COUNT(*), (SELECT SUM(requests) FROM agg_hour) FROM model_calls"
@@ -119,6 +133,8 @@ def rollup_vs_executemany(workdir: Path, *, events: int, batch: int, repeats: in
         "executemany_rows_per_s": round(base_rate),
         "slowdown_vs_executemany": round(base_rate / rate["writer"], 2),
         "write_rows_slowdown_vs_executemany": round(base_rate / rate["writer_rows"], 2),
+        "writer_deferred_rows_per_s": round(rate["writer_deferred"]),
+        "write_rows_deferred_slowdown_vs_executemany": round(base_rate / rate["writer_deferred"], 2),
         "indexed_insert_rows_per_s": round(rate["indexed_insert"]),
         "indexed_insert_slowdown_vs_executemany": round(base_rate / rate["indexed_insert"], 2),
         "cpu_us_per_row": {leg: round(v, 2) for leg, v in cpu_us.items()},

@@ -4,7 +4,7 @@
 
 Rows are made with numpy a chunk at a time (~200k events), inserted with
 ``executemany`` through the product's own ``insert_sql`` and folded into the
-aggregates with the product's ``max_row_ids``/``fold_new_rows`` in the same
+aggregates with the product's ``fold_pending`` in the same
 transaction: exactly what ``exporters.rollup.writer`` does per batch, so the
 aggregates equal the sums of the raw rows. Only the batches are bigger.
 
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from exporters.rollup.aggregate import fold_new_rows, max_row_ids  # noqa: E402
+from exporters.rollup.aggregate import fold_pending, max_row_ids, set_fold_marks  # noqa: E402
 from exporters.rollup.connection import immediate_transaction, open_database  # noqa: E402
 from exporters.rollup.migrations import migrate  # noqa: E402
 from exporters.rollup.rows import insert_sql  # noqa: E402
@@ -467,12 +467,11 @@ def _build_part(job: dict) -> dict:
         t_make += time.perf_counter() - m
         with immediate_transaction(db) as c:  # what exporters.rollup.writer does per batch
             a = time.perf_counter()
-            calls_after, uses_after = max_row_ids(c)
             c.executemany(sql["model_calls"], call_rows)
             for table, rows in product.items():
                 c.executemany(sql[table], rows)
             b = time.perf_counter()
-            fold_new_rows(c, calls_after=calls_after, uses_after=uses_after, new_calls=True, new_uses=True)
+            fold_pending(c)
             t_insert += b - a
             t_fold += time.perf_counter() - b
         totals["model_calls"] += len(call_rows)
@@ -515,6 +514,7 @@ def _merge(out: Path, part: Path) -> None:
         for table in _MERGE_TABLES:
             cols = ", ".join(r[1] for r in c.execute(f"PRAGMA main.table_info({table})") if r[1] != "id")
             c.execute(f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM part.{table} ORDER BY rowid")
+        set_fold_marks(c, max_row_ids(c))  # both parts were folded as they were written
     conn.execute("DETACH part")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()

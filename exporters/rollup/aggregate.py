@@ -1,29 +1,35 @@
 """Fold freshly inserted raw rows into the minute/hour/day aggregates and the per-user days.
 
-The writer inserts raw rows with ``INSERT OR IGNORE`` and then calls
-:func:`fold_new_rows` in the same transaction with the highest row ids that
-existed before. Only rows above them (the ones this transaction actually
-inserted) are folded, so a re-delivered request id, ignored by the raw insert,
-is never counted a second time, and the aggregates always equal the sums of the
-raw rows they were built from. The aggregation itself runs in SQL (GROUP BY +
-UPSERT) so the hot path stays out of Python loops.
+The writer inserts raw rows with ``INSERT OR IGNORE``; :func:`fold_pending`
+then folds every raw row above the fold marks (the highest row ids already
+folded, stored in ``fold_marks``) and moves the marks, in one transaction:
+with the insert itself, or later, for many inserts at once (the writer's
+deferred fold). A re-delivered request id, ignored by the raw insert, gets no
+row id and is never counted a second time, and once folded the aggregates
+equal the sums of the raw rows they were built from. The aggregation runs in
+SQL (GROUP BY + UPSERT), or from rows grouped in memory (``prefold``).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from typing import NamedTuple
 
 from .bands import clear_stage as clear_band_stage
-from .bands import fold_call_bands, note_feedback_mark
+from .bands import fold_call_bands
 from .schema import AGG_DIMENSIONS, AGG_TABLES, CALL_ROW_EXPRESSIONS, agg_columns, agg_sum_columns
 from .user_fold import USER_TEAM_DAY_CONFLICT, USER_TEAM_DAY_FEATURES_CONFLICT, fold_user_activity
 
 __all__ = [
     "MINUTE_STAGE_INSERT",
+    "RowMarks",
     "backfill_team_activity",
+    "fold_marks",
     "fold_new_rows",
+    "fold_pending",
     "max_row_ids",
+    "set_fold_marks",
 ]
 
 _SUMS = agg_sum_columns()
@@ -158,16 +164,65 @@ def backfill_team_activity(conn: sqlite3.Connection) -> None:
     conn.execute(_FEATURE_USE_DAY_SQL, (0,))
 
 
-def max_row_ids(conn: sqlite3.Connection) -> tuple[int, int]:
-    """The highest ``model_calls`` and ``feature_uses`` row ids (0 when empty).
+class RowMarks(NamedTuple):
+    """Row ids of the three raw tables the fold reads: calls, feature uses, feedback."""
 
-    Call inside the write transaction: rows inserted after it get larger ids. It also notes
-    the highest ``feedback`` id for the band fold (``bands.note_feedback_mark``).
+    calls: int
+    uses: int
+    feedback: int
+
+
+_SOURCES = {"model_calls": "calls", "feature_uses": "uses", "feedback": "feedback"}
+
+
+def max_row_ids(conn: sqlite3.Connection) -> RowMarks:
+    """The highest ``model_calls``, ``feature_uses`` and ``feedback`` row ids (0 when empty).
+
+    Call inside the write transaction: rows inserted after it get larger ids.
     """
-    note_feedback_mark(conn)
-    calls = conn.execute("SELECT COALESCE(MAX(id), 0) FROM model_calls").fetchone()[0]
-    uses = conn.execute("SELECT COALESCE(MAX(id), 0) FROM feature_uses").fetchone()[0]
-    return calls, uses
+    ids = [conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0] for table in _SOURCES]
+    return RowMarks(*ids)
+
+
+def fold_marks(conn: sqlite3.Connection) -> RowMarks:
+    """The highest raw row ids already folded into the aggregates (the ``fold_marks`` table, migration 5)."""
+    stored = dict(conn.execute("SELECT source, last_id FROM fold_marks").fetchall())
+    return RowMarks(*(stored.get(table, 0) for table in _SOURCES))
+
+
+def set_fold_marks(conn: sqlite3.Connection, marks: RowMarks) -> None:
+    """Record that the aggregates hold every raw row up to ``marks`` (inside the fold's transaction)."""
+    conn.executemany(
+        "INSERT INTO fold_marks (source, last_id) VALUES (?, ?) "
+        "ON CONFLICT (source) DO UPDATE SET last_id = excluded.last_id",
+        zip(_SOURCES, marks, strict=True),
+    )
+
+
+def fold_pending(
+    conn: sqlite3.Connection, *, stage: Callable[[sqlite3.Connection], list | None] | None = None
+) -> int:
+    """Fold every raw row above the fold marks and advance the marks, inside the caller's transaction.
+
+    The marks move in the same transaction as the sums, so each raw row is folded exactly
+    once however the folds are spaced (per write, deferred, or after a crash). ``stage``, as
+    for :func:`fold_new_rows`, must hold exactly the rows above the marks. Returns how many
+    call and feature-use rows were folded.
+    """
+    marks, tops = fold_marks(conn), max_row_ids(conn)
+    if tops == marks:
+        return 0
+    fold_new_rows(
+        conn,
+        calls_after=marks.calls,
+        uses_after=marks.uses,
+        feedback_after=marks.feedback,
+        new_calls=tops.calls > marks.calls,
+        new_uses=tops.uses > marks.uses,
+        stage=stage,
+    )
+    set_fold_marks(conn, tops)
+    return (tops.calls - marks.calls) + (tops.uses - marks.uses)
 
 
 def fold_new_rows(
@@ -175,6 +230,7 @@ def fold_new_rows(
     *,
     calls_after: int,
     uses_after: int,
+    feedback_after: int,
     new_calls: bool,
     new_uses: bool,
     stage: Callable[[sqlite3.Connection], bool] | None = None,
@@ -190,7 +246,9 @@ def fold_new_rows(
         conn.execute(_STAGE_CREATE)
         conn.execute(_STAGE_CLEAR)
     if not (new_calls or new_uses):
-        fold_call_bands(conn, calls_after=calls_after, new_calls=False, staged=False)
+        fold_call_bands(
+            conn, calls_after=calls_after, feedback_after=feedback_after, new_calls=False, staged=False
+        )
         return
     activity = None if stage is None else stage(conn)
     staged = activity is not None
@@ -205,4 +263,6 @@ def fold_new_rows(
     fold_user_activity(conn, activity)
     if new_uses:
         conn.execute(_FEATURE_USE_DAY_SQL, (uses_after,))
-    fold_call_bands(conn, calls_after=calls_after, new_calls=new_calls, staged=staged)
+    fold_call_bands(
+        conn, calls_after=calls_after, feedback_after=feedback_after, new_calls=new_calls, staged=staged
+    )

@@ -28,10 +28,10 @@ keys an hour holds about as many rows as calls, so it reads no less than the raw
   ``request_id``), how many have a score, and the scores' sum. Feedback counts where its
   *call* is, as the recommender's raw join does.
 
-Feedback and its call may arrive in either order and in different transactions: new
-feedback is joined to every call present; feedback whose call is missing waits in
-``call_band_pending`` and is folded in the transaction that inserts the call. Each
-(feedback, call) pair is so counted once, in the transaction that inserts the later one.
+Feedback and its call may arrive in either order and in different folds: new feedback is
+joined to every call present; feedback whose call is missing waits in
+``call_band_pending`` and is folded with the call. Each (feedback, call) pair is so counted
+once, in the fold that takes the later one.
 """
 
 from __future__ import annotations
@@ -59,7 +59,6 @@ __all__ = [
     "create_call_band_tables",
     "fold_call_bands",
     "group_band_rows",
-    "note_feedback_mark",
     "stage_band",
 ]
 
@@ -287,7 +286,6 @@ def _upsert_sql(table: str, width: int) -> str:
 
 
 _UPSERT_SQL = tuple(_upsert_sql(table, width) for table, width in BAND_TABLES.items())
-_MARK_CREATE = "CREATE TEMP TABLE IF NOT EXISTS _nexus_fold_marks (name TEXT PRIMARY KEY, last_id INTEGER)"
 
 
 _TYPES: Final = {"bucket_start": "INTEGER", "routed": "INTEGER", "band": "INTEGER", "cost_usd": "REAL"} | {
@@ -312,33 +310,17 @@ def create_call_band_tables(db: sqlite_utils.Database) -> None:
     )
 
 
-def note_feedback_mark(conn: sqlite3.Connection) -> None:
-    """Remember the highest feedback row id before this transaction's inserts (``max_row_ids`` calls it)."""
-    conn.execute(_MARK_CREATE)
-    conn.execute(
-        "INSERT OR REPLACE INTO temp._nexus_fold_marks "
-        "VALUES ('feedback', (SELECT COALESCE(MAX(id), 0) FROM feedback))"
-    )
-
-
-def _take_feedback_mark(conn: sqlite3.Connection) -> int:
-    conn.execute(_MARK_CREATE)
-    row = conn.execute("SELECT last_id FROM temp._nexus_fold_marks WHERE name = 'feedback'").fetchone()
-    if row is None:
-        raise RuntimeError("fold_new_rows needs max_row_ids called first in the same transaction")
-    conn.execute("DELETE FROM temp._nexus_fold_marks WHERE name = 'feedback'")
-    return int(row[0])
-
-
 def clear_stage(conn: sqlite3.Connection) -> None:
     """Create (once per connection) and empty the band stage: the fold's first step."""
     conn.execute(_STAGE_CREATE)
     conn.execute(_STAGE_CLEAR)
 
 
-def fold_call_bands(conn: sqlite3.Connection, *, calls_after: int, new_calls: bool, staged: bool) -> None:
-    """Fold the new calls (``staged``: already in the stage) and new feedback into the band table."""
-    feedback_after = _take_feedback_mark(conn)
+def fold_call_bands(
+    conn: sqlite3.Connection, *, calls_after: int, feedback_after: int, new_calls: bool, staged: bool
+) -> None:
+    """Fold the calls above ``calls_after`` (``staged``: already in the stage) and the feedback above
+    ``feedback_after`` into the band tables."""
     if new_calls and not staged:
         conn.execute(_STAGE_CALLS_SQL, {"calls": calls_after, **_THRESHOLD_PARAMS})
     if new_calls and conn.execute("SELECT EXISTS (SELECT 1 FROM call_band_pending)").fetchone()[0]:
@@ -356,6 +338,4 @@ def fold_call_bands(conn: sqlite3.Connection, *, calls_after: int, new_calls: bo
 def backfill_call_bands(conn: sqlite3.Connection) -> None:
     """Fill the band table from every raw call and feedback row (migration 4), through the fold's SQL."""
     clear_stage(conn)
-    note_feedback_mark(conn)
-    conn.execute("UPDATE temp._nexus_fold_marks SET last_id = 0 WHERE name = 'feedback'")
-    fold_call_bands(conn, calls_after=0, new_calls=True, staged=False)
+    fold_call_bands(conn, calls_after=0, feedback_after=0, new_calls=True, staged=False)

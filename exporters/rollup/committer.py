@@ -8,11 +8,16 @@ current transaction and leave the rest to the next collector's replay.
 
 Stream mode (``--stream``), started by
 :class:`~exporters.rollup.process_writer.ProcessWriter`: frames of prepared rows
-on stdin (``<seq:u64><length:u32>`` + marshal'd ``{table: rows}``), one reply
+on stdin (``<seq:u64><length:u32><concurrent:bool>`` + marshal'd ``{table: rows}``), one reply
 per frame on stdout once its transaction committed (``<seq:u64><inserted:i64>
 <duplicates:i64><error length:u32>`` + the error text). Frames that arrive
-while a transaction runs are merged into the next one (group commit). End of
-file: commit what was read, then exit.
+while a transaction runs are merged into the next one (group commit). A frame
+marked concurrent (sent while other writes awaited their replies) is answered
+once its raw rows committed; their fold into the aggregates is left to a later,
+bigger transaction (``RollupWriter``'s deferred fold), within ``fold_rows`` rows
+and ``fold_interval_s`` seconds, or when no frame arrives for 50 ms. A lone
+sender's frame is folded before its reply, so it reads its aggregates as soon as
+it is acknowledged. End of file: commit and fold what was read, then exit.
 """
 
 from __future__ import annotations
@@ -35,12 +40,14 @@ from .writer import RollupWriter
 
 __all__ = ["FRAME", "REPLY", "main", "run", "run_stream"]
 
-FRAME = struct.Struct("<QI")
+FRAME = struct.Struct("<QI?")
 REPLY = struct.Struct("<QqqI")
 
 log = logging.getLogger("nexus_otel.committer")
 
 _RETRY_S = 1.0
+#: With deferred rows, how long the stream committer waits for the next frame before folding them.
+_IDLE_FOLD_S = 0.05
 
 
 def run(
@@ -70,6 +77,13 @@ def run(
                     log.exception("committing spooled events failed; they stay spooled and are retried")
                     time.sleep(_RETRY_S)
                 continue
+            if writer.unfolded_rows:  # idle: fold what the last transactions deferred
+                try:
+                    writer.fold()
+                except Exception:
+                    log.exception("folding committed events failed; retried when idle again")
+                    time.sleep(_RETRY_S)
+                    continue
             if stopping:
                 return 0
             message = _wait(control, poll_s)
@@ -82,12 +96,19 @@ def run(
 
 def run_stream(*, writer: RollupWriter, source: IO[bytes], sink: IO[bytes], batch_size: int) -> int:
     """Commit the frames read from ``source``, replying on ``sink``, until end of file."""
-    frames: queue.Queue[tuple[int, PreparedRows] | None] = queue.Queue()
+    frames: queue.Queue[tuple[int, PreparedRows, bool] | None] = queue.Queue()
     reader = threading.Thread(target=_read_frames, args=(source, frames), name="nexus-frames", daemon=True)
     reader.start()
     done = False
     while not done:
-        first = frames.get()
+        try:
+            first = frames.get(timeout=_IDLE_FOLD_S if writer.unfolded_rows else None)
+        except queue.Empty:  # quiet for a moment: fold what the last transactions deferred
+            try:
+                writer.fold()
+            except Exception:  # the rows stay committed and above the fold marks: retried
+                log.exception("folding committed events failed; retried when idle again")
+            continue
         if first is None:
             break
         batch, size = [first], len(first[1])
@@ -101,8 +122,9 @@ def run_stream(*, writer: RollupWriter, source: IO[bytes], sink: IO[bytes], batc
                 break
             batch.append(item)
             size += len(item[1])
-        results = writer.write_batches([rows for _, rows in batch])
-        for (seq, _), result in zip(batch, results, strict=True):
+        concurrent = all(c for _, _, c in batch)
+        results = writer.write_batches([rows for _, rows, _ in batch], defer_fold=concurrent)
+        for (seq, _, _), result in zip(batch, results, strict=True):
             if isinstance(result, Exception):
                 text = f"{type(result).__name__}: {result}".encode()
                 sink.write(REPLY.pack(seq, 0, 0, len(text)) + text)
@@ -112,17 +134,17 @@ def run_stream(*, writer: RollupWriter, source: IO[bytes], sink: IO[bytes], batc
     return 0
 
 
-def _read_frames(source: IO[bytes], frames: queue.Queue[tuple[int, PreparedRows] | None]) -> None:
+def _read_frames(source: IO[bytes], frames: queue.Queue[tuple[int, PreparedRows, bool] | None]) -> None:
     try:
         while True:
             header = source.read(FRAME.size)
             if len(header) < FRAME.size:
                 return
-            seq, length = FRAME.unpack(header)
+            seq, length, concurrent = FRAME.unpack(header)
             payload = source.read(length)
             if len(payload) < length:
                 return  # the collector died mid-frame: it was never acknowledged
-            frames.put((seq, PreparedRows(marshal.loads(payload))))
+            frames.put((seq, PreparedRows(marshal.loads(payload)), concurrent))
     finally:
         frames.put(None)
 

@@ -5,6 +5,11 @@ Each migration runs inside one transaction together with its row in
 all. New migrations are appended to :data:`MIGRATIONS` with the next version;
 released ones are never edited. Tables and indexes are created with
 sqlite-utils.
+
+Since migration 5 the writer may commit raw rows before it folds them (the
+deferred fold, ``fold_marks``). A migration that backfills a new table from raw
+rows must therefore read only the rows at or below the fold marks; the next fold
+adds the rest, as it does to every other aggregate.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from datetime import datetime, timezone
 
 import sqlite_utils
 
-from .aggregate import backfill_team_activity
+from .aggregate import RowMarks, backfill_team_activity, max_row_ids, set_fold_marks
 from .bands import backfill_call_bands, create_call_band_tables
 from .connection import immediate_transaction
 from .schema import AGG_DIMENSIONS, AGG_TABLES, agg_columns
@@ -242,6 +247,17 @@ def _call_bands(db: sqlite_utils.Database) -> None:
     backfill_call_bands(db.conn)
 
 
+def _fold_marks(db: sqlite_utils.Database) -> None:
+    """The highest raw row ids folded into the aggregates, so the writer can fold later than it inserts.
+
+    Every row present was folded when it was inserted (earlier versions fold in the same
+    transaction), so the marks start at the current highest ids.
+    """
+    db["fold_marks"].create({"source": str, "last_id": int}, pk="source", not_null={"last_id"})
+    tops: RowMarks = max_row_ids(db.conn)
+    set_fold_marks(db.conn, tops)
+
+
 #: Every migration, in version order.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
@@ -250,6 +266,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         4, "call_band_day, call_band_week: calls and feedback by prompt-size and confidence band", _call_bands
     ),
+    Migration(5, "fold_marks: raw rows folded so far, for the deferred fold", _fold_marks),
 )
 
 

@@ -101,11 +101,13 @@ class ProcessWriter:
             committer = self._committer
             self._seq += 1
             seq = self._seq
+            # other writes still waiting: the committer may reply before folding (deferred fold)
+            concurrent = bool(committer.pending)
             committer.pending[seq] = reply
             try:
                 stdin = committer.process.stdin
                 assert stdin is not None
-                stdin.write(FRAME.pack(seq, len(payload)) + payload)
+                stdin.write(FRAME.pack(seq, len(payload), concurrent) + payload)
                 stdin.flush()
             except OSError as exc:
                 committer.pending.pop(seq, None)

@@ -188,7 +188,9 @@ def commit_segments(writer: RollupWriter, segments: Sequence[Path], *, max_rows:
         except FileNotFoundError:
             continue
         taken.append(segment)
-    result = writer.write_rows(rows) if len(rows) else WriteResult(0, 0)
+    # segments left for the next transaction: fold these rows with theirs (the writer's deferred fold)
+    defer = len(taken) < len(segments)
+    result = writer.write_rows(rows, defer_fold=defer) if len(rows) else WriteResult(0, 0)
     for segment in taken:
         remove_segment(segment)
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -167,3 +168,39 @@ def test_stopping_live_traffic_cuts_the_calls_in_flight_short_and_records_them(t
     calls = traffic.totals().calls
     assert calls >= 4
     assert sqlite3.connect(rollup).execute("SELECT COUNT(*) FROM model_calls").fetchone()[0] == calls
+
+
+@pytest.mark.parametrize("during", ["backfilling", "loading the metrics history"])
+def test_ctrl_c_during_start_up_stops_cleanly_and_keeps_what_was_recorded(tmp_path, during):
+    """Ctrl-C in a terminal reaches the whole process group: promtool must not die with it."""
+    if during.startswith("loading") and shutil.which("promtool") is None:
+        pytest.skip("promtool (Debian's prometheus package) is not installed")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nexus_otel", "demo", "--workdir", str(tmp_path / "demo"),
+         "--history-days", "0.1", "--calls-per-day", "40000", "--metrics-history-hours", "2.4",
+         "--collector-port", "0", "--recommender-port", "0", "--prometheus-port", "0", "--alertmanager-port", "0"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )  # fmt: skip
+    lines: list[str] = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith(during):
+                break
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: every process of the group
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = "".join(lines) + out
+    assert proc.returncode == 0, text
+    assert "interrupted during start-up" in text
+    assert "failed" not in text
+    match = re.search(r"done: ([\d,]+) calls backfilled, ([\d,]+) live; the rollup holds ([\d,]+) calls", out)
+    backfilled, live, held = (int(g.replace(",", "")) for g in match.groups())
+    assert live == 0
+    assert held == backfilled > 0
+    with sqlite3.connect(tmp_path / "demo" / "rollup.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM model_calls").fetchone()[0] == held

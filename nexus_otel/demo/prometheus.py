@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import yaml
 from .processes import Service, free_port, start_service
 
 __all__ = [
+    "Interrupted",
     "PrometheusSetup",
     "alertmanager_binary",
     "backfill_metrics",
@@ -86,18 +88,37 @@ class PrometheusSetup:
         return config
 
 
-def _run(args: list[str], what: str) -> None:
-    done = subprocess.run(args, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"{what} failed ({' '.join(args[:4])} ...):\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
-        )
+class Interrupted(Exception):
+    """The demo was asked to stop (Ctrl-C) while a step was still running."""
 
 
-def backfill_metrics(openmetrics: Path, tsdb: Path) -> None:
-    """TSDB blocks from the OpenMetrics history, written where Prometheus will start."""
+def _run(args: list[str], what: str, *, stop: threading.Event | None = None) -> None:
+    # its own session: a Ctrl-C in the terminal reaches only the demo, which sets ``stop``
+    # and stops this step itself, instead of promtool dying and the step reporting a failure
+    with subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as process:
+        while True:
+            try:
+                stdout, stderr = process.communicate(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if stop is not None and stop.is_set():
+                    process.kill()
+                    process.communicate()
+                    raise Interrupted(what) from None
+    if process.returncode != 0:
+        raise RuntimeError(f"{what} failed ({' '.join(args[:4])} ...):\n{stdout[-2000:]}{stderr[-2000:]}")
+
+
+def backfill_metrics(openmetrics: Path, tsdb: Path, *, stop: threading.Event | None = None) -> None:
+    """TSDB blocks from the OpenMetrics history, written where Prometheus will start.
+
+    ``stop`` set while promtool runs kills it and raises :class:`Interrupted`.
+    """
     tsdb.mkdir(parents=True, exist_ok=True)
-    _run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(openmetrics), str(tsdb)], "backfill")
+    args = ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(openmetrics), str(tsdb)]
+    _run(args, "backfill", stop=stop)
 
 
 def recording_rule_levels(rules: Path, workdir: Path) -> list[Path]:
@@ -150,9 +171,16 @@ def recording_rule_levels(rules: Path, workdir: Path) -> list[Path]:
 
 
 def backfill_recording_rules(
-    *, prometheus_url: str, rules: Path, start: float, end: float, tsdb: Path, eval_interval_s: float
+    *,
+    prometheus_url: str,
+    rules: Path,
+    start: float,
+    end: float,
+    tsdb: Path,
+    eval_interval_s: float,
+    stop: threading.Event | None = None,
 ) -> None:
-    """Blocks of the recording rules' results over [start, end], moved into ``tsdb``."""
+    """Blocks of the recording rules' results over [start, end], moved into ``tsdb`` (``stop`` as above)."""
     out = tsdb.parent / "rule-blocks"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -163,6 +191,7 @@ def backfill_recording_rules(
             f"--output-dir={out}", f"--eval-interval={eval_interval_s:g}s", str(rules),
         ],
         "recording-rule backfill",
+        stop=stop,
     )  # fmt: skip
     for block in out.iterdir():
         if block.is_dir():

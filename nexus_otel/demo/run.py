@@ -91,6 +91,7 @@ class Demo:
         self.telemetry: Any = None
         self.traffic: Any = None
         self.prometheus: Service | None = None
+        self._stop = threading.Event()  # run() hands in the caller's: set, it ends start-up early
 
     # -- steps ------------------------------------------------------------------------
     def prepare_workdir(self) -> None:
@@ -258,7 +259,7 @@ class Demo:
         if history.exists():
             self.echo("loading the metrics history into Prometheus (promtool) ...")
             began = time.monotonic()
-            backfill_metrics(history, setup.tsdb)
+            backfill_metrics(history, setup.tsdb, stop=self._stop)
             self.echo(f"  done in {time.monotonic() - began:.1f} s")
             history.unlink()
         port = self._port(o.prometheus_port)
@@ -275,6 +276,7 @@ class Demo:
                     end=end,
                     tsdb=setup.tsdb,
                     eval_interval_s=max(60.0, o.scrape_interval_s),
+                    stop=self._stop,
                 )
                 prometheus.stop()
                 prometheus = start_prometheus(setup, port=port)  # loads the new blocks
@@ -376,41 +378,74 @@ class Demo:
 
     def run(self, stop: threading.Event, *, summary_every_s: float, duration_s: float | None,
             progress: Callable[[float], None] | None = None) -> DemoResult:  # fmt: skip
-        """Every step, then status lines until ``stop`` is set or ``duration_s`` passed."""
+        """Every step, then status lines until ``stop`` is set or ``duration_s`` passed.
+
+        ``stop`` set during start-up ends the step running (the history, promtool) and skips
+        the rest: what was written is kept and the services started are stopped, as after
+        live traffic.
+        """
+        from .prometheus import Interrupted
+
+        self._stop = stop
+
+        def checked(fraction: float) -> None:
+            if stop.is_set():
+                raise Interrupted("history")
+            if progress is not None:
+                progress(fraction)
+
         try:
             self.prepare_workdir()
             self.echo(f"backfilling {self.options.history_days:g} days of history into {self.rollup} ...")
             began = time.monotonic()
-            self.backfill(progress)
+            self.backfill(checked)
             self.echo(
                 f"history: {self.result.backfilled_calls:,} calls in {time.monotonic() - began:.1f} s,"
                 f" up to {self.history_end:.0f} (Unix time)"
             )
-            budgets = self.write_budgets()
-            collector = self.start_collector(budgets)
-            try:
-                recommender: Service | None = self.start_recommender(budgets)
-            except ImportError as exc:
-                recommender = None
-                self.echo(f"recommender not started ({exc}); pip install 'nexus-otel[recommender]' adds it")
-            if self.options.with_prometheus:
-                from .prometheus import missing_binaries_hint
-
-                hint = missing_binaries_hint()
-                if hint:
-                    self.echo(hint)
-                else:
-                    self.start_alerting(collector=collector, recommender=recommender)
-            self.start_live()
-            for name, url in self.result.urls.items():
-                self.echo(f"{name + ':':<14}{url}")
-            self.echo("live traffic is running; press Ctrl-C to stop")
-            started = time.monotonic()
-            while not stop.wait(summary_every_s):
-                self.echo(self.status_line())
-                if duration_s is not None and time.monotonic() - started >= duration_s:
-                    break
+            self._run_services(stop, summary_every_s=summary_every_s, duration_s=duration_s)
+        except Interrupted as step:
+            self.echo(f"interrupted during start-up ({step}); stopping")
         finally:
             self.echo("stopping: flushing events, then stopping the services ...")
             self.stop()
+            if not self.result.backfilled_calls and self.traffic is None:
+                # stopped inside the history: what it recorded before the stop is in the rollup
+                self.result.backfilled_calls = self.result.rollup_calls
         return self.result
+
+    def _run_services(
+        self, stop: threading.Event, *, summary_every_s: float, duration_s: float | None
+    ) -> None:
+        """Start the services and live traffic, then print status lines until stopped."""
+        from .prometheus import Interrupted, missing_binaries_hint
+
+        def check(step: str) -> None:
+            if stop.is_set():
+                raise Interrupted(step)
+
+        check("history")
+        budgets = self.write_budgets()
+        collector = self.start_collector(budgets)
+        try:
+            recommender: Service | None = self.start_recommender(budgets)
+        except ImportError as exc:
+            recommender = None
+            self.echo(f"recommender not started ({exc}); pip install 'nexus-otel[recommender]' adds it")
+        check("services")
+        if self.options.with_prometheus:
+            hint = missing_binaries_hint()
+            if hint:
+                self.echo(hint)
+            else:
+                self.start_alerting(collector=collector, recommender=recommender)
+        check("prometheus")
+        self.start_live()
+        for name, url in self.result.urls.items():
+            self.echo(f"{name + ':':<14}{url}")
+        self.echo("live traffic is running; press Ctrl-C to stop")
+        started = time.monotonic()
+        while not stop.wait(summary_every_s):
+            self.echo(self.status_line())
+            if duration_s is not None and time.monotonic() - started >= duration_s:
+                break

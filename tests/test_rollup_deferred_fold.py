@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from exporters.rollup import RollupWriter
+from exporters.rollup import RollupWriter, prune
 from exporters.rollup.aggregate import fold_marks, max_row_ids
 from exporters.rollup.connection import open_database
 from exporters.rollup.process_writer import ProcessWriter
@@ -177,3 +177,25 @@ def test_the_committer_folds_a_lone_write_before_it_replies_and_concurrent_ones_
         assert query_rows(path, "SELECT SUM(requests) FROM user_day") == [(4001,)]
     finally:
         writer.close()
+
+
+def test_prune_keeps_raw_rows_until_they_are_folded_and_drops_orphaned_pending_feedback(tmp_path):
+    path = tmp_path / "rollup.db"
+    old = time.time() - 100 * 86400
+    writer = _deferring(path)
+    events = [model_call(old + i, f"old-{i}", user_id="u", feature="chat") for i in range(20)]
+    events.append(FeedbackEvent(timestamp=old, request_id="never-recorded", score=0.2))
+    writer.write_rows(prepare_rows(events), defer_fold=True)
+    db = open_database(path)
+    try:
+        assert prune(db, older_than_s=30 * 86400)["model_calls"] == 0  # not folded yet: kept
+        assert query_rows(path, "SELECT COUNT(*) FROM model_calls") == [(20,)]
+        writer.fold()
+        assert query_rows(path, "SELECT request_id FROM call_band_pending") == [("never-recorded",)]
+        deleted = prune(db, older_than_s=30 * 86400)
+    finally:
+        db.close()
+        writer.close()
+    assert (deleted["model_calls"], deleted["feedback"]) == (20, 1)
+    assert _calls_in_aggregates(path) == 20  # the aggregates keep them
+    assert query_rows(path, "SELECT COUNT(*) FROM call_band_pending") == [(0,)]

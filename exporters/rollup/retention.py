@@ -1,8 +1,10 @@
 """Retention: raw events older than the retention period are deleted; aggregates stay.
 
 The minute/hour/day aggregates and ``user_day`` are what long-range queries
-read, so they are kept. Deleting happens in one transaction, so a failed prune
-leaves every table as it was.
+read, so they are kept. A raw row the aggregates do not hold yet (above the fold
+marks: the writer's deferred fold) is kept until it is folded, and feedback
+waiting for a call (``call_band_pending``) goes with its feedback row. Deleting
+happens in one transaction, so a failed prune leaves every table as it was.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 
 import sqlite_utils
 
+from .aggregate import fold_marks
 from .connection import immediate_transaction
 from .schema import RAW_TABLES
 
@@ -39,6 +42,17 @@ def prune(db: sqlite_utils.Database, *, older_than_s: float, now: float | None =
     cutoff = (time.time() if now is None else now) - older_than_s
     deleted: dict[str, int] = {}
     with immediate_transaction(db) as conn:
+        marks = fold_marks(conn)
+        folded_up_to = {"model_calls": marks.calls, "feature_uses": marks.uses, "feedback": marks.feedback}
         for table in RAW_TABLES:
-            deleted[table] = conn.execute(f"DELETE FROM {table} WHERE ts < ?", (cutoff,)).rowcount
+            if table in folded_up_to:
+                sql, args = f"DELETE FROM {table} WHERE ts < ? AND id <= ?", (cutoff, folded_up_to[table])
+            else:
+                sql, args = f"DELETE FROM {table} WHERE ts < ?", (cutoff,)
+            deleted[table] = conn.execute(sql, args).rowcount
+        if deleted["feedback"]:
+            conn.execute(
+                "DELETE FROM call_band_pending WHERE NOT EXISTS "
+                "(SELECT 1 FROM feedback f WHERE f.id = call_band_pending.feedback_id)"
+            )
     return deleted

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from exporters.rollup import RollupWriter, prune
+from exporters.rollup import RollupWriter, prune, rollup_stats
 from exporters.rollup.aggregate import fold_marks, max_row_ids
 from exporters.rollup.connection import open_database
 from exporters.rollup.process_writer import ProcessWriter
@@ -84,11 +84,17 @@ def test_deferred_rows_are_committed_at_once_and_folded_later_as_per_write(tmp_p
     assert stored == sum(len(b) for b in batches) - 30  # the re-delivered 30 were stored already
     assert writer.unfolded_rows == sum(len(b) for b in batches)
     assert _calls_in_aggregates(path) == 0  # committed, not folded
+    db = open_database(path)
+    feedback = query_rows(path, "SELECT COUNT(*) FROM feedback")[0][0]
+    uses = query_rows(path, "SELECT COUNT(*) FROM feature_uses")[0][0]
+    assert rollup_stats(db, path).unfolded_rows == raw + uses + feedback  # what `rollup stats` shows
+    db.close()
     assert writer.fold() == raw + query_rows(path, "SELECT COUNT(*) FROM feature_uses")[0][0]
     assert writer.unfolded_rows == 0
     _assert_same(_snapshot(path), folded_per_write)
     db = open_database(path)
     assert fold_marks(db.conn) == max_row_ids(db.conn)
+    assert rollup_stats(db, path).unfolded_rows == 0
     db.close()
     assert writer.fold() == 0  # nothing twice
     writer.close()

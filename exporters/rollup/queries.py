@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
+from .aggregate import fold_marks, max_row_ids
 from .migrations import schema_version
 from .schema import AGG_TABLES, LATENCY_BOUNDS_S, RAW_TABLES
 
@@ -30,6 +31,8 @@ class RollupStats:
     rows: dict[str, int]
     #: table -> (first, last) Unix seconds of its rows, None when empty
     time_range: dict[str, tuple[float, float] | None]
+    #: raw rows committed but not yet in the aggregates (a writer's deferred fold)
+    unfolded_rows: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -37,6 +40,7 @@ class RollupStats:
             "schema_version": self.schema_version,
             "size_bytes": self.size_bytes,
             "rows": self.rows,
+            "unfolded_rows": self.unfolded_rows,
             "time_range": {
                 t: None if r is None else {"first": r[0], "last": r[1]} for t, r in self.time_range.items()
             },
@@ -60,7 +64,11 @@ def rollup_stats(db: sqlite_utils.Database, path: str | os.PathLike[str]) -> Rol
         low, high = db.execute(sql).fetchone()
         ranges[table] = None if low is None else (float(low), float(high))
     size = sum(os.path.getsize(p) for p in (path, f"{path}-wal") if os.path.exists(p))
-    return RollupStats(path, schema_version(db), size, rows, ranges)
+    unfolded = 0
+    if db["fold_marks"].exists():
+        tops, marks = max_row_ids(db.conn), fold_marks(db.conn)
+        unfolded = sum(top - mark for top, mark in zip(tops, marks, strict=True))
+    return RollupStats(path, schema_version(db), size, rows, ranges, unfolded)
 
 
 def spend_usd(

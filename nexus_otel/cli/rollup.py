@@ -90,6 +90,7 @@ def stats(db_path: str | None, as_json: bool) -> None:
     click.echo(f"rollup:          {path}")
     click.echo(f"schema version:  {result.schema_version}")
     click.echo(f"size:            {result.size_bytes / 1e6:.2f} MB")
+    click.echo(f"not yet folded:  {result.unfolded_rows:,} raw rows (a busy collector folds them within 2 s)")
     width = max(len(t) for t in result.rows) if result.rows else 5
     click.echo(f"\n{'table':<{width}}  {'rows':>12}  first (UTC)           last (UTC)")
     for table, count in result.rows.items():

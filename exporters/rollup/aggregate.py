@@ -200,14 +200,17 @@ def set_fold_marks(conn: sqlite3.Connection, marks: RowMarks) -> None:
 
 
 def fold_pending(
-    conn: sqlite3.Connection, *, stage: Callable[[sqlite3.Connection], list | None] | None = None
+    conn: sqlite3.Connection,
+    *,
+    stage: Callable[[sqlite3.Connection, RowMarks, RowMarks], list | None] | None = None,
 ) -> int:
     """Fold every raw row above the fold marks and advance the marks, inside the caller's transaction.
 
     The marks move in the same transaction as the sums, so each raw row is folded exactly
     once however the folds are spaced (per write, deferred, or after a crash). ``stage``, as
-    for :func:`fold_new_rows`, must hold exactly the rows above the marks. Returns how many
-    call and feature-use rows were folded.
+    for :func:`fold_new_rows`, is also given the marks and the highest row ids, so it can tell
+    whether the rows it holds are exactly the ones above the marks. Returns how many call and
+    feature-use rows were folded.
     """
     marks, tops = fold_marks(conn), max_row_ids(conn)
     if tops == marks:
@@ -219,7 +222,7 @@ def fold_pending(
         feedback_after=marks.feedback,
         new_calls=tops.calls > marks.calls,
         new_uses=tops.uses > marks.uses,
-        stage=stage,
+        stage=None if stage is None else (lambda c: stage(c, marks, tops)),
     )
     set_fold_marks(conn, tops)
     return (tops.calls - marks.calls) + (tops.uses - marks.uses)
@@ -233,7 +236,7 @@ def fold_new_rows(
     feedback_after: int,
     new_calls: bool,
     new_uses: bool,
-    stage: Callable[[sqlite3.Connection], bool] | None = None,
+    stage: Callable[[sqlite3.Connection], list | None] | None = None,
 ) -> None:
     """Add the rows above the given ids to the aggregates (inside the caller's transaction).
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from nexus_otel.events import Event
 
-from .aggregate import fold_marks, fold_pending, max_row_ids
+from .aggregate import RowMarks, fold_pending
 from .connection import Synchronous, immediate_transaction, open_database
 from .migrations import migrate
 from .prefold import stage_rows
@@ -223,7 +223,7 @@ class RollupWriter:
         """Delete raw events past ``retention_days`` now; rows deleted per table."""
         if self.retention_days is None:
             return {}
-        self.fold()  # a pruned row must have been counted first
+        self.fold()  # retention keeps unfolded rows: fold them so this prune can take them too
         with self._db_lock:
             return prune(self._db, older_than_s=self.retention_days * 86400, now=now)
 
@@ -337,7 +337,7 @@ class RollupWriter:
 
     def _memory_stage(
         self, calls: list[tuple[Any, ...]], uses: list[tuple[Any, ...]]
-    ) -> Callable[[sqlite3.Connection], list[tuple[Any, ...]] | None] | None:
+    ) -> Callable[[sqlite3.Connection, RowMarks, RowMarks], list[tuple[Any, ...]] | None] | None:
         """Group the unfolded rows from memory, if they are exactly the rows above the fold marks.
 
         They are not when a batch met stored rows (re-delivery) or another process wrote to the
@@ -349,8 +349,7 @@ class RollupWriter:
         all_calls = unfolded.calls + calls if unfolded.calls else calls
         all_uses = unfolded.uses + uses if unfolded.uses else uses
 
-        def stage(conn: sqlite3.Connection) -> list[tuple[Any, ...]] | None:
-            marks, tops = fold_marks(conn), max_row_ids(conn)
+        def stage(conn: sqlite3.Connection, marks: RowMarks, tops: RowMarks) -> list[tuple[Any, ...]] | None:
             if tops.calls - marks.calls != len(all_calls) or tops.uses - marks.uses != len(all_uses):
                 return None
             return stage_rows(conn, calls=all_calls, uses=all_uses)

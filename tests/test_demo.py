@@ -170,6 +170,31 @@ def test_stopping_live_traffic_cuts_the_calls_in_flight_short_and_records_them(t
     assert sqlite3.connect(rollup).execute("SELECT COUNT(*) FROM model_calls").fetchone()[0] == calls
 
 
+def test_a_live_cost_spike_keeps_calls_coming_at_the_quietest_hour():
+    """At 04:00 on a Saturday the curve is ~5% of peak: a spike there must still cost real money."""
+    from datetime import datetime, timezone
+
+    from nexus_otel.demo.live import SPIKE_RATE_FLOOR, LiveTraffic
+    from nexus_otel.demo.traffic import Incident, TrafficSimulator
+
+    saturday_4am = datetime(2026, 12, 5, 4, tzinfo=timezone.utc).timestamp()
+    quiet = TrafficSimulator.rate_factor(saturday_4am)
+    assert quiet < SPIKE_RATE_FLOOR / 4
+    traffic = LiveTraffic(calls_per_day=20_000, incidents=(Incident("cost_spike", 60, 600),))
+    traffic.started_at = saturday_4am
+    assert traffic.rate_factor(saturday_4am + 30) == TrafficSimulator.rate_factor(saturday_4am + 30)  # before
+    assert traffic.rate_factor(saturday_4am + 60) == SPIKE_RATE_FLOOR
+    assert traffic.rate_factor(saturday_4am + 660) == TrafficSimulator.rate_factor(saturday_4am + 660)
+    weekday_peak = datetime(2026, 12, 2, 15, tzinfo=timezone.utc).timestamp()
+    traffic.started_at = weekday_peak
+    assert (
+        traffic.rate_factor(weekday_peak + 60)
+        == TrafficSimulator.rate_factor(weekday_peak + 60)
+        > SPIKE_RATE_FLOOR
+    )
+    traffic._pool.shutdown()
+
+
 @pytest.mark.parametrize("during", ["backfilling", "loading the metrics history"])
 def test_ctrl_c_during_start_up_stops_cleanly_and_keeps_what_was_recorded(tmp_path, during):
     """Ctrl-C in a terminal reaches the whole process group: promtool must not die with it."""

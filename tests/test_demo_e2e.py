@@ -187,17 +187,25 @@ def test_demo_fires_alerts_agrees_with_promql_and_loses_nothing_on_ctrl_c(tmp_pa
         urls = dict(m.groups() for m in (re.match(r"^(\w+):\s+(http://\S+)$", x) for x in lines.all) if m)
         assert {"collector", "recommender", "alertmanager", "prometheus"} <= set(urls), lines.all
 
-        def alerts_arrived() -> bool:
-            firing = {(a["labels"]["alertname"], a["labels"].get("severity")) for a in webhook.alerts()
-                      if a["status"] == "firing"}  # fmt: skip
-            return {
-                ("NexusBudgetBurn", "info"),
-                ("NexusBudgetBurn", "warning"),
-                ("NexusBudgetBurn", "critical"),
-                ("NexusCostSpike", "warning"),
-            } <= firing
+        wanted = {
+            ("NexusBudgetBurn", "info"),
+            ("NexusBudgetBurn", "warning"),
+            ("NexusBudgetBurn", "critical"),
+            ("NexusCostSpike", "warning"),
+        }
+        firing: set[tuple[str, str | None]] = set()
 
-        wait_until(alerts_arrived, timeout_s=240, what="budget and cost-spike alerts at the webhook")
+        def alerts_arrived() -> bool:
+            firing.update((a["labels"]["alertname"], a["labels"].get("severity")) for a in webhook.alerts()
+                          if a["status"] == "firing")  # fmt: skip
+            return wanted <= firing
+
+        try:
+            wait_until(alerts_arrived, timeout_s=240, what="budget and cost-spike alerts at the webhook")
+        except AssertionError as timed_out:
+            raise AssertionError(
+                f"{timed_out}; missing {sorted(wanted - firing)}, got {sorted(firing)}"
+            ) from None
         spike = [a for a in webhook.alerts() if a["labels"]["alertname"] == "NexusCostSpike"]
         assert spike[0]["annotations"]["runbook_url"].endswith("#nexuscostspike")
         check_recommender_agrees_with_promql(urls, history_end(lines.all))

@@ -77,13 +77,8 @@ def run(
                     log.exception("committing spooled events failed; they stay spooled and are retried")
                     time.sleep(_RETRY_S)
                 continue
-            if writer.unfolded_rows:  # idle: fold what the last transactions deferred
-                try:
-                    writer.fold()
-                except Exception:
-                    log.exception("folding committed events failed; retried when idle again")
-                    time.sleep(_RETRY_S)
-                    continue
+            if writer.unfolded_rows and not _fold_deferred(writer):
+                continue
             if stopping:
                 return 0
             message = _wait(control, poll_s)
@@ -92,6 +87,21 @@ def run(
             stopping = stopping or b"stop" in (message or b"")
     finally:
         writer.close()
+
+
+def _fold_deferred(writer: RollupWriter) -> bool:
+    """Fold what the last transactions deferred, now that the committer is idle; False if it failed.
+
+    A failed fold leaves the rows committed and above the fold marks, so it is simply
+    retried on the next idle moment, a second later rather than in a tight logging loop.
+    """
+    try:
+        writer.fold()
+    except Exception:
+        log.exception("folding committed events failed; retried when idle again")
+        time.sleep(_RETRY_S)
+        return False
+    return True
 
 
 def run_stream(*, writer: RollupWriter, source: IO[bytes], sink: IO[bytes], batch_size: int) -> int:
@@ -103,11 +113,8 @@ def run_stream(*, writer: RollupWriter, source: IO[bytes], sink: IO[bytes], batc
     while not done:
         try:
             first = frames.get(timeout=_IDLE_FOLD_S if writer.unfolded_rows else None)
-        except queue.Empty:  # quiet for a moment: fold what the last transactions deferred
-            try:
-                writer.fold()
-            except Exception:  # the rows stay committed and above the fold marks: retried
-                log.exception("folding committed events failed; retried when idle again")
+        except queue.Empty:  # quiet for a moment
+            _fold_deferred(writer)
             continue
         if first is None:
             break

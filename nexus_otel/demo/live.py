@@ -7,6 +7,12 @@ they are not thread-safe. Threads sleep the simulated provider latency for real,
 so durations and time to first token look like production. The volume and the
 curve are those of the backfilled history, so the anomaly bands see ordinary
 traffic as ordinary.
+
+A live cost spike is a runaway agent loop: answers grow (the simulator's verbose
+model) and calls keep arriving at no less than :data:`SPIKE_RATE_FLOOR` of the
+peak rate. Without the floor, a spike started at 04:00 on a Saturday adds a few
+cents an hour, below the anomaly bands' absolute minimum, and the demo would
+show no cost alert at the quiet hours someone is most likely to try it.
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from .backfill import DAY, mean_rate_factor
 from .traffic import Incident, Totals, TrafficSimulator
 
-__all__ = ["LiveTraffic"]
+__all__ = ["SPIKE_RATE_FLOOR", "LiveTraffic"]
+
+#: while a cost spike is on, arrivals run at least at this share of the peak rate
+SPIKE_RATE_FLOOR = 0.4
 
 
 class LiveTraffic:
@@ -57,10 +66,18 @@ class LiveTraffic:
     def _arrive(self) -> None:
         rng = self._arrivals.rng
         while True:
-            rate = self.peak_rate * TrafficSimulator.rate_factor(time.time())
+            rate = self.peak_rate * self.rate_factor(time.time())
             if self._stop.wait(rng.expovariate(rate)):
                 return
             self._pool.submit(self._one_call)
+
+    def rate_factor(self, t_unix: float) -> float:
+        """The history's curve, floored at :data:`SPIKE_RATE_FLOOR` while a cost spike is on."""
+        factor = TrafficSimulator.rate_factor(t_unix)
+        t_rel = t_unix - self.started_at
+        if any(i.kind == "cost_spike" and i.active(t_rel) for i in self._incidents):
+            return max(factor, SPIKE_RATE_FLOOR)
+        return factor
 
     def _simulator(self) -> TrafficSimulator:
         sim = getattr(self._local, "sim", None)

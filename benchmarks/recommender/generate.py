@@ -496,6 +496,7 @@ _MERGE_TABLES = (
     "agg_minute",
     "agg_hour",
     "agg_day",
+    "team_hour",
     "user_day",
     "user_day_features",
     "user_team_day",

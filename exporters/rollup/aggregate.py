@@ -19,6 +19,7 @@ from typing import NamedTuple
 from .bands import clear_stage as clear_band_stage
 from .bands import fold_call_bands
 from .schema import AGG_DIMENSIONS, AGG_TABLES, CALL_ROW_EXPRESSIONS, agg_columns, agg_sum_columns
+from .team_hours import fold_team_hours
 from .user_fold import USER_TEAM_DAY_CONFLICT, USER_TEAM_DAY_FEATURES_CONFLICT, fold_user_activity
 
 __all__ = [
@@ -262,6 +263,7 @@ def fold_new_rows(
     if new_calls:
         for sql in _AGG_SQL.values():
             conn.execute(sql)
+        fold_team_hours(conn, _STAGE)
         conn.execute(_STAGE_CLEAR)
     fold_user_activity(conn, activity)
     if new_uses:

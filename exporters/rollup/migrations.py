@@ -24,6 +24,7 @@ from .aggregate import RowMarks, backfill_team_activity, max_row_ids, set_fold_m
 from .bands import backfill_call_bands, create_call_band_tables
 from .connection import immediate_transaction
 from .schema import AGG_DIMENSIONS, AGG_TABLES, agg_columns
+from .team_hours import backfill_team_hours, create_team_hour_table
 
 __all__ = ["MIGRATIONS", "Migration", "applied_migrations", "migrate", "schema_version"]
 
@@ -285,7 +286,13 @@ def _covering_indexes(db: sqlite_utils.Database) -> None:
 
 
 def _activity_sets(db: sqlite_utils.Database) -> None:
-    """Migration 6: covering indexes for the slow raw reads."""
+    """Migration 6: calls per (hour, team, project), and covering indexes for the slow raw reads.
+
+    ``team_hour`` is filled from ``agg_hour`` (which the fold marks describe: rows above them
+    are added by the next fold, to every aggregate at once).
+    """
+    create_team_hour_table(db)
+    backfill_team_hours(db.conn)
     _covering_indexes(db)
 
 
@@ -298,7 +305,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         4, "call_band_day, call_band_week: calls and feedback by prompt-size and confidence band", _call_bands
     ),
     Migration(5, "fold_marks: raw rows folded so far, for the deferred fold", _fold_marks),
-    Migration(6, "covering indexes for failed calls and feedback", _activity_sets),
+    Migration(
+        6,
+        "team_hour: calls per hour, team, project; covering indexes for failed calls and feedback",
+        _activity_sets,
+    ),
 )
 
 

@@ -221,7 +221,7 @@ def query_rows(path: object, sql: str) -> list[tuple]:
 
 
 #: What migration 6 adds: tables, and the covering indexes that replace two time indexes.
-MIGRATION_6_TABLES: tuple[str, ...] = ("team_hour",)
+MIGRATION_6_TABLES: tuple[str, ...] = ("team_hour", "user_ordinals", "active_users_day", "feature_users_day")
 MIGRATION_6_INDEXES: tuple[str, ...] = ("idx_model_calls_errors", "idx_feedback_ts_covering")
 
 

@@ -46,6 +46,8 @@ def test_stats_and_prune(tmp_path):
     assert stats["rows"]["model_calls"] == 2
     assert stats["rows"]["agg_day"] == 2
     assert stats["rows"]["team_hour"] == 2
+    assert stats["rows"]["active_users_day"] == 0  # the calls carry no user
+    assert stats["rows"]["user_ordinals"] == 0
     assert stats["time_range"]["team_hour"]["first"] == (now - 40 * 86400) // 3600 * 3600
     assert stats["schema_version"] == MIGRATIONS[-1].version
     assert stats["size_bytes"] > 0

@@ -21,6 +21,7 @@ from .bands import fold_call_bands
 from .schema import AGG_DIMENSIONS, AGG_TABLES, CALL_ROW_EXPRESSIONS, agg_columns, agg_sum_columns
 from .team_hours import fold_team_hours
 from .user_fold import USER_TEAM_DAY_CONFLICT, USER_TEAM_DAY_FEATURES_CONFLICT, fold_user_activity
+from .user_sets import fold_user_sets
 
 __all__ = [
     "MINUTE_STAGE_INSERT",
@@ -266,6 +267,7 @@ def fold_new_rows(
         fold_team_hours(conn, _STAGE)
         conn.execute(_STAGE_CLEAR)
     fold_user_activity(conn, activity)
+    fold_user_sets(conn, activity)
     if new_uses:
         conn.execute(_FEATURE_USE_DAY_SQL, (uses_after,))
     fold_call_bands(

@@ -25,6 +25,7 @@ from .bands import backfill_call_bands, create_call_band_tables
 from .connection import immediate_transaction
 from .schema import AGG_DIMENSIONS, AGG_TABLES, agg_columns
 from .team_hours import backfill_team_hours, create_team_hour_table
+from .user_sets import backfill_user_sets, create_user_set_tables
 
 __all__ = ["MIGRATIONS", "Migration", "applied_migrations", "migrate", "schema_version"]
 
@@ -286,11 +287,14 @@ def _covering_indexes(db: sqlite_utils.Database) -> None:
 
 
 def _activity_sets(db: sqlite_utils.Database) -> None:
-    """Migration 6: calls per (hour, team, project), and covering indexes for the slow raw reads.
+    """Migration 6: per-day user bitmaps, calls per (hour, team, project), covering indexes.
 
-    ``team_hour`` is filled from ``agg_hour`` (which the fold marks describe: rows above them
-    are added by the next fold, to every aggregate at once).
+    The new tables are filled from aggregates (``user_team_day`` and its features table,
+    ``agg_hour``), which the fold marks describe: rows above the marks are added by the next
+    fold, to every aggregate at once.
     """
+    create_user_set_tables(db)
+    backfill_user_sets(db.conn)
     create_team_hour_table(db)
     backfill_team_hours(db.conn)
     _covering_indexes(db)
@@ -307,6 +311,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "fold_marks: raw rows folded so far, for the deferred fold", _fold_marks),
     Migration(
         6,
+        "user_ordinals, active_users_day, feature_users_day: users per day as bitmaps; "
         "team_hour: calls per hour, team, project; covering indexes for failed calls and feedback",
         _activity_sets,
     ),

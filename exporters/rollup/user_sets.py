@@ -27,12 +27,13 @@ Tables (migration 6; aggregates, kept forever like ``user_team_day``):
 The fold (:func:`fold_user_sets`) takes the same activity stage rows as ``user_fold``; it
 reads back the stored bitmaps of the days a batch touches (one or two days: a few dozen
 to a few hundred rows, one statement per table), ORs the batch's bits into them in Python
-and writes them back. Measured per call on synthetic batches (20k Zipf users, 18 teams and
-projects, 10 features; CPU time of the fold step alone): 3.1 µs at 5,000-call batches and
-7.8 µs at 500, against 3.5 and 8.4 µs for an upsert calling a registered OR function, which
-would also have to be registered on every connection that might fold (the writer,
-``rollup migrate``, other tools) or the fold fails. Reading back key by key instead of by
-day cost 4.1 and 9.6 µs.
+and writes them back. ``benchmarks/recommender/user_set_fold.py`` measures that against an
+upsert calling a registered OR function, per call on synthetic batches (20k Zipf users, 18
+teams and projects, 10 features; CPU of the fold step alone): 3.3 vs 3.4 µs at 5,000-call
+batches, 7.6 vs 7.0 µs at 500, so about the same; the function would also have to be
+registered on every connection that might fold (the writer, ``rollup migrate``, other
+tools) or the fold fails, so the OR stays in Python. Reading the stored bitmaps back key by
+key instead of by day (the first version) cost about 4.1 and 9.6 µs in a quick run.
 """
 
 from __future__ import annotations

@@ -37,6 +37,9 @@ def rollup(tmp_path_factory):
         for day in (0, 26):
             traffic.call(T0 + day * DAY + 9 * 3600, user_id="ann", team="search", feature="chat")
             traffic.call(T0 + day * DAY + 15 * 3600, user_id="ann", team="support", feature="summary")
+        # a user first seen early on a Monday (day 21): a cohort week that starts with a part day
+        traffic.call(T0 + 21 * DAY + 2 * 3600, user_id="newcomer", team="search", feature="chat")
+        traffic.call(T0 + 22 * DAY + 2 * 3600, user_id="newcomer", team="search", project="web")
         events = []
         for _ in range(900):
             events.append((T0 + rng.uniform(0, 27.5 * DAY), rng.randrange(4)))
@@ -172,6 +175,8 @@ SET_RANGES = [
     (T0 + 26 * DAY + 8 * 3600, END),  # inside the last two days
     (T0 + 0.25 * DAY, T0 + 0.75 * DAY),  # inside the first day
     (T0 + 7 * DAY, T0 + 14 * DAY),  # one whole Monday-to-Monday week
+    (T0 + 2.3 * DAY, T0 + 21 * DAY + 5 * 3600),  # ends early on a Monday: a cohort week of 5 hours
+    (T0 + 21 * DAY + 3 * 3600, T0 + 22 * DAY + 5 * 3600),  # starts on a Monday, ends a day later
 ]
 
 

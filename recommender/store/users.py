@@ -479,7 +479,12 @@ def _retention_from_sets(
     seen = before
     week = week_start(start)
     while week < end:
-        first = sets.window(max(start, week), min(week + WEEK, end)) or 0
+        # the users active in the week from the range's start: on a partial day at either end, those
+        # whose first event there is inside the range, which is all "first active" asks (so this is
+        # exact even where a window inside one day is not, under a team filter)
+        first = 0
+        for bits in sets.days(max(start, week), min(week + WEEK, end)).values():
+            first |= bits
         cohort = first & ~seen
         seen |= first
         size = popcount(cohort)

@@ -113,7 +113,12 @@ class DaySets:
         return not (first == last and not (a == first * DAY and b == a + DAY))
 
     def days(self, a: float, b: float) -> dict[int, int]:
-        """Day number -> the users active on that day within ``[a, b)`` (days without users left out)."""
+        """Day number -> the users active on that day within ``[a, b)`` (days without users left out).
+
+        A partial day is answered by its rows' first and last events whatever the table; where
+        that is not the activity in the window (see :meth:`answers`) the caller decides whether
+        it is what it asks (e.g. "first active before ``b``" needs only the first event).
+        """
         out: dict[int, int] = {}
         if b <= a:
             return out

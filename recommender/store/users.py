@@ -5,7 +5,9 @@ feature then. Without filters (or filtering only by user) this reads the
 rollup's ``user_day`` table; with team, project and user filters
 ``user_team_day`` (both kept forever); any other filter needs the raw events
 (calls and feature uses carry feature; only calls carry model and provider), so
-those answers reach back as far as retention.
+those answers reach back as far as retention. Without filters or with team and project
+filters only, whole days come from the per-day user bitmaps instead (``day_sets``: OR and
+popcount), the rows only for a range's partial edge days.
 Windows: DAU, WAU and MAU are the trailing 1, 7 and 30 days ending at the
 range's end. Retention weeks start on Monday 00:00 UTC.
 """

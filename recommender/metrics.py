@@ -203,9 +203,13 @@ class InsightsCollector(Collector):
         q30 = _range(30, now)
         source = ActivitySource(self.rollup, q30)
         previous = q30.range.previous()
+        feature_users = source.feature_users(q30.range.start, q30.range.end)
+        if source.sets is not None:  # no filter: the day bitmaps answer both windows
+            month = source.sets.window(q30.range.start, q30.range.end) or 0
+            before = source.sets.window(previous.start, previous.end) or 0
+            return quarter, (before & ~month).bit_count(), feature_users, month.bit_count()
         active_30d = {user for _, user in source.user_days(q30.range.start, q30.range.end)}
         active_before = {user for _, user in source.user_days(previous.start, previous.end)}
-        feature_users = source.feature_users(q30.range.start, q30.range.end)
         return quarter, len(active_before - active_30d), feature_users, len(active_30d)
 
     def _users(self, now: float) -> list[Metric]:

@@ -17,6 +17,8 @@ from nexus_otel.events import (
 )
 
 __all__ = [
+    "MIGRATION_6_TABLES",
+    "drop_migration_6",
     "model_call",
     "reference_aggregates",
     "reference_user_days",
@@ -216,3 +218,20 @@ def query_rows(path: object, sql: str) -> list[tuple]:
         return db.execute(sql).fetchall()
     finally:
         db.close()
+
+
+#: What migration 6 adds: tables, and the covering indexes that replace two time indexes.
+MIGRATION_6_TABLES: tuple[str, ...] = ("team_hour", "user_ordinals", "active_users_day", "feature_users_day")
+MIGRATION_6_INDEXES: tuple[str, ...] = ("idx_model_calls_errors", "idx_feedback_ts_covering")
+
+
+def drop_migration_6(db: object) -> None:
+    """Turn a migrated rollup's schema back into version 5's (the caller deletes the ``_migrations`` rows)."""
+    for table in MIGRATION_6_TABLES:
+        db[table].drop(ignore=True)  # type: ignore[index]
+    for index in MIGRATION_6_INDEXES:
+        db.execute(f"DROP INDEX IF EXISTS {index}")  # type: ignore[attr-defined]
+    db.execute(  # type: ignore[attr-defined]
+        "CREATE INDEX idx_model_calls_errors_ts ON model_calls (ts) WHERE outcome = 'error'"
+    )
+    db.execute("CREATE INDEX idx_feedback_ts ON feedback (ts)")  # type: ignore[attr-defined]

@@ -45,6 +45,10 @@ def test_stats_and_prune(tmp_path):
     stats = json.loads(run("stats", "--db", str(db), "--json").output)
     assert stats["rows"]["model_calls"] == 2
     assert stats["rows"]["agg_day"] == 2
+    assert stats["rows"]["team_hour"] == 2
+    assert stats["rows"]["active_users_day"] == 0  # the calls carry no user
+    assert stats["rows"]["user_ordinals"] == 0
+    assert stats["time_range"]["team_hour"]["first"] == (now - 40 * 86400) // 3600 * 3600
     assert stats["schema_version"] == MIGRATIONS[-1].version
     assert stats["size_bytes"] > 0
     assert stats["time_range"]["model_calls"]["first"] == now - 40 * 86400
@@ -55,6 +59,7 @@ def test_stats_and_prune(tmp_path):
     conn = open_database(db, readonly=True)
     assert conn.execute("SELECT COUNT(*) FROM model_calls").fetchone()[0] == 1
     assert conn.execute("SELECT SUM(requests), TOTAL(cost_usd) FROM agg_day").fetchone() == (2, 3.0)
+    assert conn.execute("SELECT SUM(requests), TOTAL(cost_usd) FROM team_hour").fetchone() == (2, 3.0)
     conn.close()
 
 

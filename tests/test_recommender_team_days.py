@@ -6,6 +6,7 @@ cannot answer; the rollup is recorded through the decorators.
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import datetime, timezone
 
@@ -19,7 +20,7 @@ from recommender.insights.recommendations import _first_used
 from recommender.params import Query, TimeRange
 from recommender.store.events import feature_uses_by_feature
 from recommender.store.reader import Rollup
-from recommender.store.users import ActivitySource, user_metrics
+from recommender.store.users import ActivitySource, _user_metrics_from_sets, user_metrics
 
 DAY = 86400
 T0 = datetime(2026, 11, 2, tzinfo=timezone.utc).timestamp()  # a Monday
@@ -36,6 +37,9 @@ def rollup(tmp_path_factory):
         for day in (0, 26):
             traffic.call(T0 + day * DAY + 9 * 3600, user_id="ann", team="search", feature="chat")
             traffic.call(T0 + day * DAY + 15 * 3600, user_id="ann", team="support", feature="summary")
+        # a user first seen early on a Monday (day 21): a cohort week that starts with a part day
+        traffic.call(T0 + 21 * DAY + 2 * 3600, user_id="newcomer", team="search", feature="chat")
+        traffic.call(T0 + 22 * DAY + 2 * 3600, user_id="newcomer", team="search", project="web")
         events = []
         for _ in range(900):
             events.append((T0 + rng.uniform(0, 27.5 * DAY), rng.randrange(4)))
@@ -156,3 +160,74 @@ def test_feature_use_counts_from_day_rows_equal_the_raw_sums(rollup, bounds, fil
     ).fetchall()
     assert feature_uses_by_feature(rollup, query) == dict(raw)
     assert rollup.execute("SELECT COUNT(*) FROM feature_uses WHERE user_id IS NULL").fetchone()[0] > 0
+
+
+SET_FILTERS = [
+    {},
+    {"team": "search"},
+    {"team": "support"},
+    {"project": "web"},
+    {"team": "search", "project": "api"},
+]
+SET_RANGES = [
+    *RANGES,
+    (T0 - 3 * DAY, T0 + 2.5 * DAY),  # starts before the first event
+    (T0 + 26 * DAY + 8 * 3600, END),  # inside the last two days
+    (T0 + 0.25 * DAY, T0 + 0.75 * DAY),  # inside the first day
+    (T0 + 7 * DAY, T0 + 14 * DAY),  # one whole Monday-to-Monday week
+    (T0 + 2.3 * DAY, T0 + 21 * DAY + 5 * 3600),  # ends early on a Monday: a cohort week of 5 hours
+    (T0 + 21 * DAY + 3 * 3600, T0 + 22 * DAY + 5 * 3600),  # starts on a Monday, ends a day later
+]
+
+
+@pytest.mark.parametrize(
+    "filters", SET_FILTERS, ids=lambda f: ",".join(f"{k}={v}" for k, v in f.items()) or "all"
+)
+@pytest.mark.parametrize("bounds", SET_RANGES, ids=range(len(SET_RANGES)))
+def test_user_metrics_from_day_bitmaps_equal_the_day_rows_and_raw_events(rollup, bounds, filters):
+    """The bitmaps answer exactly what the day tables answered (and, for team scopes, the raw events)."""
+    query = _query(*bounds, **filters)
+    sets = ActivitySource(rollup, query)
+    assert sets.sets is not None
+    rows = ActivitySource(rollup, query, sets=False)
+    assert rows.sets is None
+    got = user_metrics(rollup, query, source=sets)
+    assert got == user_metrics(rollup, query, source=rows)
+    start, end = bounds
+    assert sets.feature_users(start, end) == rows.feature_users(start, end)
+    if filters:  # user_team_day equals the raw events; user_day answers part days by first/last event
+        assert got == user_metrics(rollup, query, source=ActivitySource(rollup, query, raw=True))
+    # the bitmaps were read, unless a window lies inside one day (team scope: raw events answer it)
+    one_day = math.floor(start / DAY) == math.ceil(end / DAY) - 1 and end - start < DAY
+    assert (_user_metrics_from_sets(sets.sets, query, 12) is None) == (bool(filters) and one_day)
+
+
+def test_user_metrics_from_day_bitmaps_are_not_trivial(rollup):
+    query = _query(T0 + 2.3 * DAY, T0 + 19.71 * DAY)
+    got = user_metrics(rollup, query, source=ActivitySource(rollup, query))
+    assert got["active_users"] >= 9
+    assert got["returning_users"] == got["active_users"]
+    assert got["previous_active_users"] > 0
+    assert len(got["daily_active_users"]) == 18
+    first = _query(T0 - 0.5 * DAY, T0 + 20 * DAY)
+    got = user_metrics(rollup, first, source=ActivitySource(rollup, first))
+    assert got["new_users"] == got["active_users"]
+    cohort = got["retention_cohorts"][0]
+    assert cohort["users"] > 0
+    assert [w["week"] for w in cohort["retention"]] == [0, 1, 2]
+    assert cohort["retention"][0]["active"] == cohort["users"]
+
+
+def test_day_bitmaps_of_every_window_equal_the_day_rows(rollup):
+    for filters in ({}, {"team": "search"}):
+        query = _query(T0, END, **filters)
+        sets, rows = ActivitySource(rollup, query), ActivitySource(rollup, query, sets=False)
+        for a in (T0, T0 + 0.5 * DAY, T0 + 6 * DAY, T0 + 26 * DAY + 12 * 3600):
+            for length in (3600, 0.75 * DAY, DAY, 1.5 * DAY, 8 * DAY):
+                b = min(a + length, END)
+                bits = sets.sets.window(a, b)
+                if bits is None:
+                    assert filters
+                    assert b - a < DAY
+                    continue
+                assert bits.bit_count() == rows.count(a, b), (filters, a, b)

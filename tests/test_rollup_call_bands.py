@@ -17,7 +17,7 @@ from exporters.rollup.bands import (
     stage_band,
 )
 from nexus_otel.events import FeedbackEvent, ModelCallEvent
-from tests.rollup_data import model_call, query_rows, seeded_events, utc
+from tests.rollup_data import drop_migration_6, model_call, query_rows, seeded_events, utc
 
 START = utc("2026-02-04T20:00:00")  # Wednesday: the two days cross a week boundary (Thursday 00:00 UTC)
 WEEK = 7 * 86400
@@ -178,6 +178,7 @@ def test_migration_4_backfills_what_the_fold_writes(tmp_path):
     db = open_database(path)
     for table in ("call_band_day", "call_band_week", "call_band_pending", "fold_marks"):
         db[table].drop()
+    drop_migration_6(db)
     db.execute("DELETE FROM _migrations WHERE version >= 4")
     db.conn.commit()
     assert schema_version(db) == 3

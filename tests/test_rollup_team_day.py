@@ -8,7 +8,14 @@ import pytest
 
 from exporters.rollup import MIGRATIONS, RollupWriter, migrate, open_database, schema_version
 from nexus_otel.events import FeatureUseEvent
-from tests.rollup_data import model_call, query_rows, reference_user_team_days, seeded_events, utc
+from tests.rollup_data import (
+    drop_migration_6,
+    model_call,
+    query_rows,
+    reference_user_team_days,
+    seeded_events,
+    utc,
+)
 
 START = utc("2026-01-30T20:00:00")
 TEAM_TABLES = ("user_team_day", "user_team_day_features", "feature_use_day")
@@ -80,6 +87,7 @@ def test_migration_3_backfills_what_the_fold_writes(tmp_path):
     db = open_database(path)
     for table in (*TEAM_TABLES, "call_band_day", "call_band_week", "call_band_pending", "fold_marks"):
         db[table].drop()
+    drop_migration_6(db)
     db.execute("DELETE FROM _migrations WHERE version >= 3")
     db.conn.commit()
     assert schema_version(db) == 2

@@ -30,6 +30,7 @@ import itertools
 import json
 import math
 import os
+import sqlite3
 import sys
 import time
 from datetime import datetime, timezone
@@ -42,9 +43,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from exporters.rollup.aggregate import fold_pending, max_row_ids, set_fold_marks  # noqa: E402
+from exporters.rollup.bands import BAND_KEY, BAND_SUMS, BAND_TABLES  # noqa: E402
 from exporters.rollup.connection import immediate_transaction, open_database  # noqa: E402
 from exporters.rollup.migrations import migrate  # noqa: E402
 from exporters.rollup.rows import insert_sql  # noqa: E402
+from exporters.rollup.user_sets import USER_SET_TABLES, backfill_user_sets  # noqa: E402
 from nexus_otel.events import (  # noqa: E402
     FeatureUseEvent,
     FeedbackEvent,
@@ -504,6 +507,29 @@ _MERGE_TABLES = (
 )
 
 
+def _merge_call_bands(c: sqlite3.Connection, feedback_offset: int) -> None:
+    """Add a later part's call band rows: days are disjoint, a 7-day week may span the split."""
+    columns = ", ".join((*BAND_KEY, *(name for name, _ in BAND_SUMS)))
+    updates = []
+    for name, how in BAND_SUMS:
+        old, new = f"{name}", f"excluded.{name}"
+        if how == "MIN":  # scalar MIN() is NULL when either side is: keep the side that has one
+            updates.append(f"{name} = COALESCE(MIN({old}, {new}), {old}, {new})")
+        else:
+            updates.append(f"{name} = {old} + {new}")
+    for table in BAND_TABLES:
+        c.execute(
+            f"INSERT INTO main.{table} ({columns}) SELECT {columns} FROM part.{table} WHERE true "
+            f"ON CONFLICT ({', '.join(BAND_KEY)}) DO UPDATE SET {', '.join(updates)}"
+        )
+    # feedback still waiting for its call names the feedback row by id, which the merge moved
+    c.execute(
+        "INSERT INTO main.call_band_pending (feedback_id, request_id) "
+        "SELECT feedback_id + ?, request_id FROM part.call_band_pending",
+        (feedback_offset,),
+    )
+
+
 def _merge(out: Path, part: Path) -> None:
     """Append a later part's rows: raw rows get the next ids, aggregate keys cannot collide (whole UTC days)."""
     db = open_database(out, synchronous="NORMAL")
@@ -511,9 +537,18 @@ def _merge(out: Path, part: Path) -> None:
     conn.execute("PRAGMA cache_size=-1000000")
     conn.execute("ATTACH ? AS part", (str(part),))
     with immediate_transaction(db) as c:
+        feedback_offset = max_row_ids(c).feedback  # the part's feedback ids move up by this much
         for table in _MERGE_TABLES:
             cols = ", ".join(r[1] for r in c.execute(f"PRAGMA main.table_info({table})") if r[1] != "id")
             c.execute(f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM part.{table} ORDER BY rowid")
+        # WITHOUT ROWID (no rowid to order by); hours do not span the split at a UTC midnight
+        c.execute("INSERT INTO main.team_hour SELECT * FROM part.team_hour")
+        _merge_call_bands(c, feedback_offset)
+        # each part numbered its own users from 0: number the merged file's users again, from the
+        # merged user_team_day tables (as migration 6 does)
+        for table in USER_SET_TABLES:
+            c.execute(f"DELETE FROM main.{table}")
+        backfill_user_sets(c)
         set_fold_marks(c, max_row_ids(c))  # both parts were folded as they were written
     conn.execute("DETACH part")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -24,6 +24,8 @@ from .aggregate import RowMarks, backfill_team_activity, max_row_ids, set_fold_m
 from .bands import backfill_call_bands, create_call_band_tables
 from .connection import immediate_transaction
 from .schema import AGG_DIMENSIONS, AGG_TABLES, agg_columns
+from .team_hours import backfill_team_hours, create_team_hour_table
+from .user_sets import backfill_user_sets, create_user_set_tables
 
 __all__ = ["MIGRATIONS", "Migration", "applied_migrations", "migrate", "schema_version"]
 
@@ -258,6 +260,46 @@ def _fold_marks(db: sqlite_utils.Database) -> None:
     set_fold_marks(db.conn, tops)
 
 
+#: Failed calls by type (``store.events.errors_by_type``) read ``provider`` and ``error_type`` under
+#: the scope filters: with every column it reads in the partial index, SQLite answers the query from
+#: the index alone instead of fetching each failed call's table row (one random read per row).
+#: ``outcome`` is in it too: SQLite counts a partial index as covering only if it holds the
+#: columns of its own WHERE clause.
+ERRORS_INDEX_SQL = (
+    "CREATE INDEX idx_model_calls_errors ON model_calls "
+    "(ts, provider, error_type, team, project, model, feature, user_id, outcome) WHERE outcome = 'error'"
+)
+#: Feedback per model, feature or provider (``store.events.feedback_by``) reads the score and the
+#: rated call's request id (for feedback naming no model) under the scope filters; the same
+#: reasoning, and ``ts`` first so every range read of feedback (retention too) still uses it.
+FEEDBACK_INDEX_SQL = (
+    "CREATE INDEX idx_feedback_ts_covering ON feedback "
+    "(ts, team, project, feature, model, provider, user_id, score, request_id)"
+)
+
+
+def _covering_indexes(db: sqlite_utils.Database) -> None:
+    """Replace the failed-call and feedback time indexes by covering ones (the new ones start with ``ts``)."""
+    db.execute("DROP INDEX IF EXISTS idx_model_calls_errors_ts")
+    db.execute(ERRORS_INDEX_SQL)
+    db.execute("DROP INDEX IF EXISTS idx_feedback_ts")
+    db.execute(FEEDBACK_INDEX_SQL)
+
+
+def _activity_sets(db: sqlite_utils.Database) -> None:
+    """Migration 6: per-day user bitmaps, calls per (hour, team, project), covering indexes.
+
+    The new tables are filled from aggregates (``user_team_day`` and its features table,
+    ``agg_hour``), which the fold marks describe: rows above the marks are added by the next
+    fold, to every aggregate at once.
+    """
+    create_user_set_tables(db)
+    backfill_user_sets(db.conn)
+    create_team_hour_table(db)
+    backfill_team_hours(db.conn)
+    _covering_indexes(db)
+
+
 #: Every migration, in version order.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
@@ -267,6 +309,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         4, "call_band_day, call_band_week: calls and feedback by prompt-size and confidence band", _call_bands
     ),
     Migration(5, "fold_marks: raw rows folded so far, for the deferred fold", _fold_marks),
+    Migration(
+        6,
+        "user_ordinals, active_users_day, feature_users_day: users per day as bitmaps; "
+        "team_hour: calls per hour, team, project; covering indexes for failed calls and feedback",
+        _activity_sets,
+    ),
 )
 
 

@@ -20,7 +20,13 @@ _OTHER_TABLES = (
     "user_team_day",
     "user_team_day_features",
     "feature_use_day",
+    "active_users_day",
+    "feature_users_day",
 )
+#: Tables without a time: rows counted, no time range.
+_UNTIMED_TABLES = ("user_ordinals",)
+#: Tables keyed by a ``bucket_start`` (Unix seconds) like the aggregates.
+_BUCKET_TABLES = (*AGG_TABLES, "team_hour")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +56,13 @@ class RollupStats:
 def rollup_stats(db: sqlite_utils.Database, path: str | os.PathLike[str]) -> RollupStats:
     """Row counts per table, time range of raw and aggregate tables, file size and schema version."""
     path = os.fspath(path)
-    tables = [t for t in (*RAW_TABLES, *AGG_TABLES, *_OTHER_TABLES) if db[t].exists()]
+    tables = [t for t in (*RAW_TABLES, *_BUCKET_TABLES, *_OTHER_TABLES, *_UNTIMED_TABLES) if db[t].exists()]
     rows = {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
     ranges: dict[str, tuple[float, float] | None] = {}
     for table in tables:
-        if table in AGG_TABLES:
+        if table in _UNTIMED_TABLES:
+            continue
+        if table in _BUCKET_TABLES:
             sql = f"SELECT MIN(bucket_start), MAX(bucket_start) FROM {table}"
         elif table in _OTHER_TABLES:
             day_start = "CAST(strftime('%s', day) AS INTEGER)"

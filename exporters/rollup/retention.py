@@ -1,10 +1,12 @@
 """Retention: raw events older than the retention period are deleted; aggregates stay.
 
-The minute/hour/day aggregates and ``user_day`` are what long-range queries
-read, so they are kept. A raw row the aggregates do not hold yet (above the fold
-marks: the writer's deferred fold) is kept until it is folded, and feedback
-waiting for a call (``call_band_pending``) goes with its feedback row. Deleting
-happens in one transaction, so a failed prune leaves every table as it was.
+The minute/hour/day aggregates, ``user_day`` and the other per-day and per-hour
+tables folded from the raw rows (``user_team_day``, ``feature_use_day``, the call
+bands, ``team_hour``) are what long-range queries read, so they are kept. A raw
+row the aggregates do not hold yet (above the fold marks: the writer's deferred
+fold) is kept until it is folded, and feedback waiting for a call
+(``call_band_pending``) goes with its feedback row. Deleting happens in one
+transaction, so a failed prune leaves every table as it was.
 """
 
 from __future__ import annotations

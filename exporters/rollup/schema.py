@@ -94,6 +94,16 @@ bound is one of the GenAI duration buckets; calls above the last bound are
     ``score_sum``). ``call_band_pending`` holds feedback whose call has not arrived. See
     :mod:`exporters.rollup.bands`. Added by migration 4.
 
+``user_ordinals``, ``active_users_day``, ``feature_users_day``
+    A dense integer per user, and per (day, team, project[, feature]) the users active
+    that day as a bitset of those integers (``WITHOUT ROWID``). See
+    :mod:`exporters.rollup.user_sets`. Added by migration 6.
+``team_hour``
+    Primary key ``(bucket_start, team, project)`` (``WITHOUT ROWID``, hour buckets):
+    ``requests``, ``errors``, ``input_tokens``, ``output_tokens``, ``priced_requests``,
+    ``unpriced_requests``, ``cost_usd``: ``agg_hour`` summed over its other dimensions. See
+    :mod:`exporters.rollup.team_hours`. Added by migration 6.
+
 Bookkeeping
 -----------
 ``_migrations``: ``version`` (primary key), ``name``, ``applied_at`` (ISO 8601 UTC).

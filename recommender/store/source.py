@@ -7,6 +7,10 @@ few minute rows, some hour rows and 29 day rows), and any part that is not on
 a minute boundary is read from the raw calls. Every segment yields rows with
 the aggregate tables' columns, so callers sum them without caring where they
 came from. Filtering by user needs the raw calls: the aggregates carry no user.
+
+Whole hours come from ``team_hour`` instead of ``agg_hour`` when it holds everything asked
+(filters by team and project only, no dimension but those, integer sums only: the answer
+is then exactly agg_hour's, from one row per hour and team/project instead of hundreds).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from exporters.rollup.schema import AGG_DIMENSIONS, CALL_ROW_EXPRESSIONS, agg_sum_columns
+from exporters.rollup.team_hours import TEAM_HOUR_EXACT_SUMS, TEAM_HOUR_FILTERS
 
 __all__ = ["ALL_COLUMNS", "RAW", "SUM_COLUMNS", "Segment", "Source", "segments", "source"]
 
@@ -94,6 +99,16 @@ def _filter_column(table: str, name: str, filters: Mapping[str, str]) -> str:
     return name
 
 
+_TEAM_HOUR_COLUMNS = frozenset({"bucket_start", "team", "project", *TEAM_HOUR_EXACT_SUMS})
+
+
+def _hour_table(filters: Mapping[str, str], columns: Sequence[str]) -> str:
+    """``team_hour`` when it answers whole hours exactly (``filters``, ``columns``); else ``agg_hour``."""
+    if set(filters) <= TEAM_HOUR_FILTERS and set(columns) <= _TEAM_HOUR_COLUMNS:
+        return "team_hour"
+    return "agg_hour"
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """``sql`` is a parenthesised sub-select (use as ``FROM {sql} AS s``); ``params`` its arguments."""
@@ -123,9 +138,13 @@ def source(
     if bad:
         raise ValueError(f"unknown column(s) {sorted(bad)}")
     raw_only = "user_id" in filters
+    hour_table = _hour_table(filters, wanted)
     parts: list[str] = []
     params: list[object] = []
-    segs = segments(start, end, max_width=max_width, raw_only=raw_only)
+    segs = [
+        Segment(hour_table, seg.start, seg.end) if seg.table == "agg_hour" else seg
+        for seg in segments(start, end, max_width=max_width, raw_only=raw_only)
+    ]
     for seg in segs:
         clauses = []
         if seg.table == RAW:

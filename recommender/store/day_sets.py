@@ -1,0 +1,198 @@
+"""Distinct users over whole UTC days from the per-day bitmaps (rollup migration 6), edge days from rows.
+
+``active_users_day`` holds each (day, team, project)'s users as a bitset of user ordinals,
+``feature_users_day`` the same per feature (see ``exporters.rollup.user_sets``). The users
+active in ``[a, b)`` are the OR of the bitmaps of the whole days inside it plus, for the
+partial days at its edges, the users of the day table's rows there whose first and last
+events bracket the window (``last_seen >= a AND first_seen < b``, exactly what
+``users.ActivitySource`` reads for those days), turned into ordinals by ``user_ordinals``.
+A count is then a popcount instead of a read of every (day, user) row of the range.
+
+Only filters the bitmaps carry can be answered here (team and project); the user filter,
+and filters the day tables cannot answer, stay with :class:`users.ActivitySource`. With
+``user_team_day`` a window inside one day that does not cover it is not answered here
+(:meth:`DaySets.window` returns None): the day rows cannot say whether a user was active
+in it, and ``ActivitySource`` reads raw events for it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections import defaultdict
+from datetime import date, datetime, timezone
+
+from exporters.rollup.user_sets import bitmap_int
+
+from .reader import Rollup
+
+__all__ = ["SET_FILTERS", "DaySets", "popcount"]
+
+DAY = 86400
+#: The filters the bitmaps' keys carry.
+SET_FILTERS = frozenset({"team", "project"})
+
+
+def popcount(bits: int) -> int:
+    """How many users a bitmap holds."""
+    return bits.bit_count()
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_name(day_number: int) -> str:
+    return datetime.fromtimestamp(day_number * DAY, timezone.utc).strftime("%Y-%m-%d")
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_number(day: str) -> int:
+    """``YYYY-MM-DD`` -> days since 1970-01-01."""
+    return (date.fromisoformat(day) - date(1970, 1, 1)).days
+
+
+def _ordinal_bits(ordinals: list[int]) -> int:
+    """One int with the given ordinals' bits set."""
+    if not ordinals:
+        return 0
+    buf = bytearray(max(ordinals) // 8 + 1)
+    for o in ordinals:
+        buf[o >> 3] |= 1 << (o & 7)
+    return int.from_bytes(buf, "little")
+
+
+class DaySets:
+    """The bitmaps of one request's scope: ``table`` is the day table of its edge days
+    (``user_day`` without filters, ``user_team_day`` with team and project filters)."""
+
+    def __init__(self, rollup: Rollup, filters: dict[str, str], table: str) -> None:
+        if not set(filters) <= SET_FILTERS:
+            raise ValueError(f"the day bitmaps cannot answer filters {sorted(set(filters) - SET_FILTERS)}")
+        self.rollup = rollup
+        self.filters = dict(sorted(filters.items()))
+        self.table = table
+        self._days: dict[int, int] | None = None  # day number -> OR of the scope's bitmaps that day
+        self._edges: dict[tuple[int, float, float], int] = {}
+
+    def _where(self, alias: str = "") -> tuple[str, list[object]]:
+        prefix = f"{alias}." if alias else ""
+        return "".join(f" AND {prefix}{name} = ?" for name in self.filters), list(self.filters.values())
+
+    def _all_days(self) -> dict[int, int]:
+        """Every day's users in scope, read once (all days: "active before" reaches back to the first)."""
+        if self._days is None:
+            clauses, params = self._where()
+            days: dict[int, int] = defaultdict(int)
+            for day, blob in self.rollup.execute(
+                f"SELECT day, bitmap FROM active_users_day WHERE day >= ''{clauses}", params
+            ):
+                days[_day_number(day)] |= bitmap_int(blob)
+            self._days = dict(days)
+        return self._days
+
+    def _edge(self, day: int, a: float, b: float) -> int:
+        """Users of ``day``'s rows whose first and last events bracket ``[a, b)`` (cut to the day)."""
+        a, b = max(a, day * DAY), min(b, (day + 1) * DAY)
+        key = (day, a, b)
+        bits = self._edges.get(key)
+        if bits is None:
+            clauses, params = self._where("d")
+            rows = self.rollup.execute(
+                f"SELECT DISTINCT o.ordinal FROM {self.table} d "
+                "JOIN user_ordinals o ON o.user_id = d.user_id "
+                f"WHERE d.day = ? AND d.last_seen >= ? AND d.first_seen < ?{clauses}",
+                [_day_name(day), a, b, *params],
+            )
+            bits = _ordinal_bits([r[0] for r in rows])
+            self._edges[key] = bits
+        return bits
+
+    def answers(self, a: float, b: float) -> bool:
+        """Whether :meth:`window` answers ``[a, b)`` as ``ActivitySource`` does from the day table."""
+        if b <= a or self.table == "user_day":
+            return True
+        first, last = math.floor(a / DAY), math.ceil(b / DAY) - 1
+        return not (first == last and not (a == first * DAY and b == a + DAY))
+
+    def days(self, a: float, b: float) -> dict[int, int]:
+        """Day number -> the users active on that day within ``[a, b)`` (days without users left out).
+
+        A partial day is answered by its rows' first and last events whatever the table; where
+        that is not the activity in the window (see :meth:`answers`) the caller decides whether
+        it is what it asks (e.g. "first active before ``b``" needs only the first event).
+        """
+        out: dict[int, int] = {}
+        if b <= a:
+            return out
+        days = self._all_days()
+        first, last = math.floor(a / DAY), math.ceil(b / DAY) - 1
+        for day in range(first, last + 1):
+            whole = a <= day * DAY and (day + 1) * DAY <= b
+            bits = days.get(day, 0) if whole else self._edge(day, a, b)
+            if bits:
+                out[day] = bits
+        return out
+
+    def window(self, a: float, b: float) -> int | None:
+        """The users active in ``[a, b)``; None when only raw events can say (see :meth:`answers`)."""
+        if not self.answers(a, b):
+            return None
+        bits = 0
+        for day_bits in self.days(a, b).values():
+            bits |= day_bits
+        return bits
+
+    def before(self, t: float) -> int:
+        """The users with any activity in scope before ``t`` (whose first activity is before ``t``)."""
+        days = self._all_days()
+        bits = 0
+        day = math.floor(t / DAY)
+        for number, day_bits in days.items():
+            if number < day:
+                bits |= day_bits
+        if t > day * DAY:
+            bits |= self._edge(day, -math.inf, t)
+        return bits
+
+    def feature_users(self, a: float, b: float) -> dict[str, int] | None:
+        """Feature -> distinct users who touched it in ``[a, b)``; None as for :meth:`window`."""
+        if not self.answers(a, b):
+            return None
+        bits: dict[str, int] = defaultdict(int)
+        first, last = math.floor(a / DAY), math.ceil(b / DAY) - 1
+        whole_first, whole_last = math.ceil(a / DAY), math.floor(b / DAY) - 1
+        clauses, params = self._where()
+        if whole_first <= whole_last:
+            for feature, blob in self.rollup.execute(
+                f"SELECT feature, bitmap FROM feature_users_day WHERE day >= ? AND day <= ?{clauses}",
+                [_day_name(whole_first), _day_name(whole_last), *params],
+            ):
+                bits[feature] |= bitmap_int(blob)
+        edge_days = sorted({d for d in (first, last) if not whole_first <= d <= whole_last})
+        for day in edge_days:
+            for feature, ordinals in self._edge_features(day, a, b).items():
+                bits[feature] |= _ordinal_bits(ordinals)
+        return {feature: popcount(b) for feature, b in bits.items() if b}
+
+    def _edge_features(self, day: int, a: float, b: float) -> dict[str, list[int]]:
+        # user_day: a (day, user) row's first and last events say whether the user was in the window,
+        # then every feature of that user's day counts (as ActivitySource reads it); user_team_day_features
+        # rows keep their own first and last events
+        if self.table == "user_day":
+            sql = (
+                "SELECT f.feature, o.ordinal FROM user_day d "
+                "JOIN user_day_features f ON f.day = d.day AND f.user_id = d.user_id "
+                "JOIN user_ordinals o ON o.user_id = d.user_id "
+                "WHERE d.day = ? AND d.last_seen >= ? AND d.first_seen < ?"
+            )
+            params: list[object] = [_day_name(day), a, b]
+        else:
+            clauses, extra = self._where("f")
+            sql = (
+                "SELECT f.feature, o.ordinal FROM user_team_day_features f "
+                "JOIN user_ordinals o ON o.user_id = f.user_id "
+                f"WHERE f.day = ? AND f.last_seen >= ? AND f.first_seen < ?{clauses}"
+            )
+            params = [_day_name(day), a, b, *extra]
+        out: dict[str, list[int]] = defaultdict(list)
+        for feature, ordinal in self.rollup.execute(sql, params):
+            out[feature].append(ordinal)
+        return out

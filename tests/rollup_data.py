@@ -235,3 +235,16 @@ def drop_migration_6(db: object) -> None:
         "CREATE INDEX idx_model_calls_errors_ts ON model_calls (ts) WHERE outcome = 'error'"
     )
     db.execute("CREATE INDEX idx_feedback_ts ON feedback (ts)")  # type: ignore[attr-defined]
+
+
+def redo_migration_6(path: object) -> None:
+    """Take a rollup back to schema version 5, then migrate it again: what upgrading an old file does."""
+    from exporters.rollup import MIGRATIONS, migrate, schema_version
+
+    db = open_database(path)  # type: ignore[arg-type]
+    drop_migration_6(db)
+    db.execute("DELETE FROM _migrations WHERE version >= 6")
+    db.conn.commit()
+    assert schema_version(db) == 5
+    assert [m.version for m in migrate(db)] == [m.version for m in MIGRATIONS[5:]]
+    db.close()

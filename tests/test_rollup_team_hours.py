@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from exporters.rollup import MIGRATIONS, RollupWriter, migrate, open_database, schema_version
+from exporters.rollup import RollupWriter, open_database
 from exporters.rollup.team_hours import TEAM_HOUR_SUMS
 from recommender.params import Query, TimeRange
 from recommender.store import events as store_events
 from recommender.store.reader import Rollup
 from recommender.store.source import source
 from recommender.store.totals import series
-from tests.rollup_data import drop_migration_6, model_call, query_rows, seeded_events, utc
+from tests.rollup_data import model_call, query_rows, redo_migration_6, seeded_events, utc
 
 START = utc("2026-01-30T20:00:00")
 HOUR = 3600
@@ -65,13 +65,7 @@ def test_migration_6_backfills_what_the_fold_writes(path, tmp_path):
     src = open_database(path)
     src.conn.execute("VACUUM INTO ?", (str(copy),))
     src.close()
-    db = open_database(copy)
-    drop_migration_6(db)
-    db.execute("DELETE FROM _migrations WHERE version >= 6")
-    db.conn.commit()
-    assert schema_version(db) == 5
-    assert [m.version for m in migrate(db)] == [m.version for m in MIGRATIONS[5:]]
-    db.close()
+    redo_migration_6(copy)
     _assert_rows_equal(_team_hours(copy), _team_hours(path))
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from exporters.rollup import MIGRATIONS, RollupWriter, migrate, open_database, schema_version
+from exporters.rollup import RollupWriter, migrate, open_database
 from exporters.rollup.user_sets import bitmap_bytes, bitmap_int
 from nexus_otel.events import FeatureUseEvent
-from tests.rollup_data import drop_migration_6, model_call, query_rows, seeded_events, utc
+from tests.rollup_data import drop_migration_6, model_call, query_rows, redo_migration_6, seeded_events, utc
 
 START = utc("2026-01-30T20:00:00")
 
@@ -105,13 +105,7 @@ def test_migration_6_backfills_the_same_sets_as_the_fold(tmp_path):
     _write(path, events)
     folded = _decoded(path)
     folded_ordinals = dict(query_rows(path, "SELECT user_id, ordinal FROM user_ordinals"))
-    db = open_database(path)
-    drop_migration_6(db)
-    db.execute("DELETE FROM _migrations WHERE version >= 6")
-    db.conn.commit()
-    assert schema_version(db) == 5
-    assert [m.version for m in migrate(db)] == [m.version for m in MIGRATIONS[5:]]
-    db.close()
+    redo_migration_6(path)
     assert _decoded(path) == folded
     _ordinals_are_dense(path)
     # the backfill numbers users by their first event, as a fold of time-ordered batches does

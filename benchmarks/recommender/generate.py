@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from exporters.rollup.aggregate import fold_pending, max_row_ids, set_fold_marks  # noqa: E402
-from exporters.rollup.bands import BAND_KEY, BAND_SUMS, BAND_TABLES  # noqa: E402
+from exporters.rollup.bands import BAND_KEY, BAND_SUMS, BAND_TABLES, merge_sums_sql  # noqa: E402
 from exporters.rollup.connection import immediate_transaction, open_database  # noqa: E402
 from exporters.rollup.migrations import migrate  # noqa: E402
 from exporters.rollup.rows import insert_sql  # noqa: E402
@@ -510,17 +510,10 @@ _MERGE_TABLES = (
 def _merge_call_bands(c: sqlite3.Connection, feedback_offset: int) -> None:
     """Add a later part's call band rows: days are disjoint, a 7-day week may span the split."""
     columns = ", ".join((*BAND_KEY, *(name for name, _ in BAND_SUMS)))
-    updates = []
-    for name, how in BAND_SUMS:
-        old, new = f"{name}", f"excluded.{name}"
-        if how == "MIN":  # scalar MIN() is NULL when either side is: keep the side that has one
-            updates.append(f"{name} = COALESCE(MIN({old}, {new}), {old}, {new})")
-        else:
-            updates.append(f"{name} = {old} + {new}")
     for table in BAND_TABLES:
         c.execute(
             f"INSERT INTO main.{table} ({columns}) SELECT {columns} FROM part.{table} WHERE true "
-            f"ON CONFLICT ({', '.join(BAND_KEY)}) DO UPDATE SET {', '.join(updates)}"
+            f"ON CONFLICT ({', '.join(BAND_KEY)}) DO UPDATE SET {merge_sums_sql(table)}"
         )
     # feedback still waiting for its call names the feedback row by id, which the merge moved
     c.execute(

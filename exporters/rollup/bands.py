@@ -59,6 +59,7 @@ __all__ = [
     "create_call_band_tables",
     "fold_call_bands",
     "group_band_rows",
+    "merge_sums_sql",
     "stage_band",
 ]
 
@@ -268,9 +269,8 @@ DELETE FROM call_band_pending WHERE feedback_id IN (
 """
 
 
-def _upsert_sql(table: str, width: int) -> str:
-    select = [f"(bucket_start / {width}) * {width}", *BAND_KEY[1:]]
-    select += [f"{how}({column})" for column, how in BAND_SUMS]
+def merge_sums_sql(table: str) -> str:
+    """The ``DO UPDATE SET`` list that adds an incoming band row to the stored one of ``table``."""
     updates = []
     for column, how in BAND_SUMS:
         old, new = f"{table}.{column}", f"excluded.{column}"
@@ -278,10 +278,16 @@ def _upsert_sql(table: str, width: int) -> str:
             updates.append(f"{column} = COALESCE(MIN({old}, {new}), {old}, {new})")
         else:
             updates.append(f"{column} = {old} + {new}")
+    return ", ".join(updates)
+
+
+def _upsert_sql(table: str, width: int) -> str:
+    select = [f"(bucket_start / {width}) * {width}", *BAND_KEY[1:]]
+    select += [f"{how}({column})" for column, how in BAND_SUMS]
     return (
         f"INSERT INTO {table} ({', '.join(_COLUMNS)})\n"
         f"SELECT {', '.join(select)} FROM {_STAGE} GROUP BY {_GROUP}\n"
-        f"ON CONFLICT ({', '.join(BAND_KEY)}) DO UPDATE SET {', '.join(updates)}"
+        f"ON CONFLICT ({', '.join(BAND_KEY)}) DO UPDATE SET {merge_sums_sql(table)}"
     )
 
 

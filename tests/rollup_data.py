@@ -19,6 +19,7 @@ from nexus_otel.events import (
 __all__ = [
     "MIGRATION_6_TABLES",
     "drop_migration_6",
+    "drop_migration_7",
     "model_call",
     "reference_aggregates",
     "reference_user_days",
@@ -225,8 +226,17 @@ MIGRATION_6_TABLES: tuple[str, ...] = ("team_hour", "user_ordinals", "active_use
 MIGRATION_6_INDEXES: tuple[str, ...] = ("idx_model_calls_errors", "idx_feedback_ts_covering")
 
 
+def drop_migration_7(db: object) -> None:
+    """Turn a migrated rollup's schema back into version 6's (the caller deletes the ``_migrations`` rows)."""
+    from exporters.rollup.projections import projection_tables
+
+    for table in projection_tables():
+        db[table].drop(ignore=True)  # type: ignore[index]
+
+
 def drop_migration_6(db: object) -> None:
     """Turn a migrated rollup's schema back into version 5's (the caller deletes the ``_migrations`` rows)."""
+    drop_migration_7(db)
     for table in MIGRATION_6_TABLES:
         db[table].drop(ignore=True)  # type: ignore[index]
     for index in MIGRATION_6_INDEXES:

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 from .bands import clear_stage as clear_band_stage
 from .bands import fold_call_bands
+from .projections import fold_projections
 from .schema import AGG_DIMENSIONS, AGG_TABLES, CALL_ROW_EXPRESSIONS, agg_columns, agg_sum_columns
 from .team_hours import fold_team_hours
 from .user_fold import USER_TEAM_DAY_CONFLICT, USER_TEAM_DAY_FEATURES_CONFLICT, fold_user_activity
@@ -265,6 +266,7 @@ def fold_new_rows(
         for sql in _AGG_SQL.values():
             conn.execute(sql)
         fold_team_hours(conn, _STAGE)
+        fold_projections(conn, _STAGE)
         conn.execute(_STAGE_CLEAR)
     fold_user_activity(conn, activity)
     fold_user_sets(conn, activity)

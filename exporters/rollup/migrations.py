@@ -23,6 +23,7 @@ import sqlite_utils
 from .aggregate import RowMarks, backfill_team_activity, max_row_ids, set_fold_marks
 from .bands import backfill_call_bands, create_call_band_tables
 from .connection import immediate_transaction
+from .projections import backfill_projections, create_projection_tables
 from .schema import AGG_DIMENSIONS, AGG_TABLES, agg_columns
 from .team_hours import backfill_team_hours, create_team_hour_table
 from .user_sets import backfill_user_sets, create_user_set_tables
@@ -300,6 +301,15 @@ def _activity_sets(db: sqlite_utils.Database) -> None:
     _covering_indexes(db)
 
 
+def _projections(db: sqlite_utils.Database) -> None:
+    """Migration 7: the aggregates summed over fewer dimensions, by hour, day and week.
+
+    Filled from ``agg_hour`` and ``agg_day``, which the fold marks describe (see migration 6).
+    """
+    create_projection_tables(db)
+    backfill_projections(db.conn)
+
+
 #: Every migration, in version order.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
@@ -314,6 +324,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "user_ordinals, active_users_day, feature_users_day: users per day as bitmaps; "
         "team_hour: calls per hour, team, project; covering indexes for failed calls and feedback",
         _activity_sets,
+    ),
+    Migration(
+        7,
+        "agg_feature_*, agg_model_*, agg_usage_*: the aggregates over fewer dimensions, "
+        "per hour, day and week",
+        _projections,
     ),
 )
 

@@ -10,6 +10,7 @@ import sqlite_utils
 
 from .aggregate import fold_marks, max_row_ids
 from .migrations import schema_version
+from .projections import projection_tables
 from .schema import AGG_TABLES, LATENCY_BOUNDS_S, RAW_TABLES
 
 __all__ = ["RollupStats", "latency_quantile", "rollup_stats", "spend_usd"]
@@ -26,7 +27,7 @@ _OTHER_TABLES = (
 #: Tables without a time: rows counted, no time range.
 _UNTIMED_TABLES = ("user_ordinals",)
 #: Tables keyed by a ``bucket_start`` (Unix seconds) like the aggregates.
-_BUCKET_TABLES = (*AGG_TABLES, "team_hour")
+_BUCKET_TABLES = (*AGG_TABLES, "team_hour", *projection_tables())
 
 
 @dataclass(frozen=True, slots=True)

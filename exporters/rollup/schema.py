@@ -103,6 +103,11 @@ bound is one of the GenAI duration buckets; calls above the last bound are
     ``requests``, ``errors``, ``input_tokens``, ``output_tokens``, ``priced_requests``,
     ``unpriced_requests``, ``cost_usd``: ``agg_hour`` summed over its other dimensions. See
     :mod:`exporters.rollup.team_hours`. Added by migration 6.
+``agg_feature_{hour,day,week}``, ``agg_model_*``, ``agg_usage_*``
+    Every aggregate sum per (bucket_start, team, project, feature) and per (bucket_start,
+    team, project, model, provider, routed); the token and cost sums per (bucket_start,
+    team, project, feature, model, provider, outcome); by hour, day and epoch-aligned
+    week (``WITHOUT ROWID``). See :mod:`exporters.rollup.projections`. Added by migration 7.
 
 Bookkeeping
 -----------

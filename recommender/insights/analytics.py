@@ -16,7 +16,7 @@ from ..store import events
 from ..store.reader import Rollup
 from ..store.totals import derived, grouped, regroup, series, total
 from ..store.users import ActivitySource, user_metrics
-from .costs import cost_breakdown, cost_cube, router_savings
+from .costs import CostCube, cost_breakdown, cost_cube, router_savings
 
 __all__ = ["analytics_report", "business_metrics", "usage_metrics"]
 
@@ -33,7 +33,7 @@ def usage_metrics(
     rollup: Rollup,
     query: Query,
     active_users: int,
-    cube: list[dict[str, Any]] | None = None,
+    cube: CostCube | None = None,
     *,
     source: ActivitySource | None = None,
 ) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def usage_metrics(
         f"SELECT COUNT(DISTINCT session_id) FROM sessions WHERE {ssql} AND state = 'started'", sparams
     ).fetchone()[0]
     cube = cost_cube(rollup, query) if cube is None else cube
-    by_feature = {r["feature"] or "(none)": int(r["requests"]) for r in regroup(cube, ("feature",))}
+    by_feature = {r["feature"] or "(none)": int(r["requests"]) for r in regroup(cube.features, ("feature",))}
     features = sorted(set(feature_users) | set(uses) | {f for f in by_feature if f != "(none)"})
     return {
         "requests": requests,

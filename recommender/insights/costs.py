@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from nexus_otel import clock
@@ -17,6 +18,7 @@ from ..store.users import activity_table, day_of
 from .forecast import DAY, FIT_DAYS, DailyModel, fit_daily, forecast_total, horizon_bounds
 
 __all__ = [
+    "CostCube",
     "budget_status",
     "cost_breakdown",
     "cost_cube",
@@ -29,21 +31,42 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 BREAKDOWN_DIMENSIONS = ("team", "project", "feature", "model", "provider")
+MODEL_SIDE = ("team", "project", "model", "provider")
 
 
-def cost_cube(rollup: Rollup, query: Query) -> list[dict[str, object]]:
-    """Cost sums by every breakdown dimension and routing, in one scan; the breakdowns regroup it."""
-    return grouped(rollup, query, (*BREAKDOWN_DIMENSIONS, "routed"), sums=COST_SUMS)
+@dataclass(frozen=True, slots=True)
+class CostCube:
+    """Cost sums for every breakdown, read once; the breakdowns regroup these rows.
+
+    ``models``: by team, project, model, provider and routing; ``features``: by team, project
+    and feature. Two narrow reads (each served by a projection of the aggregates) instead of one
+    by all six, which has as many keys as the full aggregates.
+    """
+
+    models: list[dict[str, object]]
+    features: list[dict[str, object]]
+
+    def rows_for(self, dimension: str) -> list[dict[str, object]]:
+        """The rows that hold ``dimension``."""
+        return self.features if dimension == "feature" else self.models
+
+
+def cost_cube(rollup: Rollup, query: Query) -> CostCube:
+    """Cost sums by every breakdown dimension and routing."""
+    return CostCube(
+        models=grouped(rollup, query, (*MODEL_SIDE, "routed"), sums=COST_SUMS),
+        features=grouped(rollup, query, ("team", "project", "feature"), sums=COST_SUMS),
+    )
 
 
 def cost_breakdown(
-    rollup: Rollup, query: Query, cube: list[dict[str, object]] | None = None
+    rollup: Rollup, query: Query, cube: CostCube | None = None
 ) -> dict[str, list[dict[str, object]]]:
     cube = cost_cube(rollup, query) if cube is None else cube
     out: dict[str, list[dict[str, object]]] = {}
-    overall = sum(float(r["cost_usd"]) for r in cube)
+    overall = sum(float(r["cost_usd"]) for r in cube.models)
     for dim in BREAKDOWN_DIMENSIONS:
-        rows = regroup(cube, (dim,))
+        rows = regroup(cube.rows_for(dim), (dim,))
         rows.sort(key=lambda r: (-float(r["cost_usd"]), str(r[dim])))
         out[dim] = [
             {
@@ -89,10 +112,8 @@ def top_users(rollup: Rollup, query: Query, limit: int = 20) -> list[dict[str, o
     )
 
 
-def router_savings(
-    rollup: Rollup, query: Query, cube: list[dict[str, object]] | None = None
-) -> dict[str, object]:
-    rows = regroup(cost_cube(rollup, query) if cube is None else cube, ("routed", "model"))
+def router_savings(rollup: Rollup, query: Query, cube: CostCube | None = None) -> dict[str, object]:
+    rows = regroup((cost_cube(rollup, query) if cube is None else cube).models, ("routed", "model"))
     routed = [r for r in rows if r["routed"]]
     requests = sum(int(r["requests"]) for r in rows)
     baseline = sum(float(r["baseline_cost_usd"]) for r in routed)
@@ -196,7 +217,7 @@ def budget_status(
 def cost_report(rollup: Rollup, query: Query, who: Principal, *, budgets_path: str | None) -> dict[str, Any]:
     now = min(clock.now(), query.range.end)
     cube = cost_cube(rollup, query)
-    overall = regroup(cube, ()) or [dict.fromkeys(COST_SUMS, 0)]
+    overall = regroup(cube.models, ()) or [dict.fromkeys(COST_SUMS, 0)]
     overall = overall[0]
     previous = total(rollup, query.with_range(query.range.previous()), sums=("cost_usd",))
     cost, before = float(overall["cost_usd"]), float(previous["cost_usd"])

@@ -1,0 +1,187 @@
+"""Migration 7's projections: folded per batch, backfilled, and read for any range exactly."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporters.rollup import RollupWriter, open_database
+from exporters.rollup.projections import PROJECTION_WIDTHS, PROJECTIONS
+from exporters.rollup.schema import AGG_DIMENSIONS, agg_sum_columns
+from recommender.params import Query, TimeRange
+from recommender.store.reader import Rollup
+from recommender.store.source import source
+from recommender.store.totals import grouped, series
+from tests.rollup_data import drop_migration_7, model_call, query_rows, seeded_events, utc
+
+#: a Monday: 17 days hold two whole epoch weeks (Thursday to Wednesday) and partial ones at both ends
+START = utc("2026-01-26T07:30:00")
+DAYS = 17
+SUMS = agg_sum_columns()
+
+
+def _totals(sums: tuple[str, ...]) -> str:
+    return ", ".join(f"TOTAL({c})" if c.endswith(("_usd", "_s")) else f"SUM({c})" for c in sums)
+
+
+@pytest.fixture(scope="module")
+def path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("projections") / "rollup.db"
+    events = seeded_events(seed=23, start=START, days=DAYS, calls=3000)
+    writer = RollupWriter(path, retention_days=None)
+    for i in range(0, len(events), 400):
+        writer.write(events[i : i + 400])
+    # a re-delivery folds through the SQL grouping (not the C prefold): both fold paths fed the tables
+    writer.write([*events[:40], model_call(START + 7200.5, "late", team="search", project="web")])
+    writer.close()
+    return path
+
+
+def _table(path, table: str, key: tuple[str, ...], sums: tuple[str, ...]) -> list[tuple]:
+    return query_rows(path, f"SELECT {', '.join((*key, *sums))} FROM {table} ORDER BY {', '.join(key)}")
+
+
+def _regrouped(
+    path, source_table: str, key: tuple[str, ...], sums: tuple[str, ...], width: int
+) -> list[tuple]:
+    dims = ", ".join(key[1:])
+    return query_rows(
+        path,
+        f"SELECT (bucket_start / {width}) * {width} AS b, {dims}, {_totals(sums)} FROM {source_table} "
+        f"GROUP BY b, {dims} ORDER BY b, {dims}",
+    )
+
+
+def _assert_rows_equal(got: list[tuple], want: list[tuple]) -> None:
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        # integer sums exactly; a float sum may differ in the last bits with the grouping order
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert x == (pytest.approx(y, rel=1e-12) if isinstance(y, float) else y), (a, b)
+
+
+@pytest.mark.parametrize("projection", PROJECTIONS, ids=lambda p: p.name)
+@pytest.mark.parametrize("width", list(PROJECTION_WIDTHS), ids=list(PROJECTION_WIDTHS.values()))
+def test_each_projection_equals_the_full_aggregates_summed_over_the_dimensions_it_drops(
+    path, projection, width
+):
+    got = _table(path, projection.table(width), projection.key, projection.sums)
+    want = _regrouped(path, "agg_minute", projection.key, projection.sums, width)
+    assert len(got) > (2 if width == 7 * 86400 else 30)
+    _assert_rows_equal(got, want)
+    # every call is in every width once: the request counts add up to the raw rows
+    assert (
+        sum(r[len(projection.key)] for r in got) == query_rows(path, "SELECT COUNT(*) FROM model_calls")[0][0]
+    )
+
+
+def test_migration_7_backfills_what_the_fold_writes(path, tmp_path):
+    copy = tmp_path / "copy.db"
+    src = open_database(path)
+    src.conn.execute("VACUUM INTO ?", (str(copy),))
+    src.close()
+    from exporters.rollup import MIGRATIONS, migrate, schema_version
+
+    db = open_database(copy)
+    drop_migration_7(db)
+    db.execute("DELETE FROM _migrations WHERE version >= 7")
+    db.conn.commit()
+    assert schema_version(db) == 6
+    assert [m.version for m in migrate(db)] == [m.version for m in MIGRATIONS[6:]]
+    db.close()
+    for projection in PROJECTIONS:
+        for width in PROJECTION_WIDTHS:
+            table = projection.table(width)
+            key, sums = projection.key, projection.sums
+            _assert_rows_equal(_table(copy, table, key, sums), _table(path, table, key, sums))
+
+
+RANGES = [
+    (START, START + DAYS * 86400),
+    (START + 1234.5, START + 16 * 86400 + 7777.25),  # raw and minute edges around hours, days, weeks
+    (utc("2026-01-29T00:00:00"), utc("2026-02-12T00:00:00")),  # exactly two epoch weeks
+    (START + 5 * 3600, START + 9 * 3600 + 61),
+]
+#: (group by, filters, sums): every projection, with and without the scope filters
+CASES = [
+    (("model", "provider"), {}, SUMS),
+    (("team", "project", "model", "provider", "routed"), {"team": "search"}, SUMS),
+    ((), {"team": "support", "project": "web"}, SUMS),
+    (("provider",), {"model": "gpt-4o-mini"}, SUMS),
+    (("feature",), {}, SUMS),
+    (("team", "feature"), {"project": "helpdesk"}, SUMS),
+    (("feature", "model", "provider", "outcome"), {}, ("input_tokens", "cache_read_tokens")),
+    (("model", "feature"), {"team": "search"}, ("requests",)),
+    (("outcome",), {"feature": "chat", "provider": "openai"}, ("cost_usd", "errors", "output_tokens")),
+]
+
+
+def _raw_grouped(
+    path, bounds, by: tuple[str, ...], filters: dict[str, str], sums: tuple[str, ...]
+) -> dict[tuple, dict[str, float]]:
+    """The same sums straight from the raw calls (the writer's per-call expressions)."""
+    from exporters.rollup.schema import CALL_ROW_EXPRESSIONS as E
+
+    sums = ("requests", *(c for c in sums if c != "requests"))
+    totals = ", ".join(f"TOTAL({E[c]})" if c.endswith(("_usd", "_s")) else f"SUM({E[c]})" for c in sums)
+    keys = [E[b] for b in by]
+    clauses = "".join(f" AND {E[name]} = '{value}'" for name, value in sorted(filters.items()))
+    group = f" GROUP BY {', '.join(keys)}" if keys else ""
+    rows = query_rows(
+        path,
+        f"SELECT {', '.join((*keys, totals))} FROM model_calls "
+        f"WHERE ts >= {bounds[0]!r} AND ts < {bounds[1]!r}{clauses}{group}",
+    )
+    return {tuple(r[: len(by)]): dict(zip(sums, r[len(by) :], strict=True)) for r in rows if r[len(by)]}
+
+
+@pytest.mark.parametrize(("by", "filters", "sums"), CASES, ids=[f"{b}-{f}-{len(s)}" for b, f, s in CASES])
+@pytest.mark.parametrize("bounds", RANGES, ids=range(len(RANGES)))
+def test_grouped_sums_from_a_projection_equal_the_raw_calls(path, bounds, by, filters, sums):
+    tables = {s.table for s in source(*bounds, filters, columns=(*by, *sums)).segments}
+    assert not tables & {"agg_hour", "agg_day"}, tables
+    assert tables & {p.table(w) for p in PROJECTIONS for w in PROJECTION_WIDTHS}
+    query = Query(TimeRange(*bounds, "custom"), tuple(sorted(filters.items())))
+    got = {tuple(r[b] for b in by): r for r in grouped(Rollup(path), query, by, sums=sums)}
+    want = _raw_grouped(path, bounds, by, filters, sums)
+    assert got.keys() == want.keys()
+    assert want
+    for key, expected in want.items():
+        for column, value in expected.items():
+            assert got[key][column] == (pytest.approx(value, rel=1e-9) if isinstance(value, float) else value)
+
+
+def test_whole_weeks_are_read_from_the_week_tables(path):
+    bounds = RANGES[2]
+    segments = source(*bounds, {}, columns=("model", "requests")).segments
+    assert [(s.table, s.end - s.start) for s in segments] == [("agg_model_week", 14 * 86400)]
+    # a daily series never reads weeks (its buckets are days)
+    daily = source(*bounds, {}, max_width=86400, columns=("model", "requests")).segments
+    assert {s.table for s in daily} == {"agg_model_day"}
+    query = Query(TimeRange(*bounds, "custom"), ())
+    days = series(Rollup(path), query, step=86400, by=("model",), sums=("requests",))
+    assert len({r["t"] for r in days}) == 14
+
+
+@pytest.mark.parametrize(
+    ("by", "filters"),
+    [(("operation",), {}), (("routed", "model"), {"feature": "chat"}), (("routed", "feature"), {})],
+)
+def test_a_dimension_no_projection_holds_reads_the_full_aggregates(path, by, filters):
+    tables = {s.table for s in source(*RANGES[1], filters, columns=(*by, "requests")).segments}
+    assert "agg_day" in tables
+    assert not any(t.startswith(("agg_model_", "agg_feature_", "agg_usage_")) for t in tables)
+    assert set(AGG_DIMENSIONS) >= set(by)
+
+
+def test_a_sum_the_projection_does_not_keep_reads_a_wider_one(path):
+    by = ("feature", "model")
+    assert {s.table for s in source(*RANGES[2], {}, columns=(*by, "requests")).segments} == {"agg_usage_week"}
+    tables = {s.table for s in source(*RANGES[2], {}, columns=(*by, "requests", "latency_count")).segments}
+    assert tables == {"agg_day"}
+
+
+def test_a_user_filter_reads_the_raw_calls(path):
+    assert {
+        s.table for s in source(*RANGES[1], {"user_id": "user-1"}, columns=("model", "requests")).segments
+    } == {"model_calls"}

@@ -20,6 +20,7 @@ __all__ = [
     "MIGRATION_6_TABLES",
     "drop_migration_6",
     "drop_migration_7",
+    "drop_migration_8",
     "model_call",
     "reference_aggregates",
     "reference_user_days",
@@ -226,10 +227,21 @@ MIGRATION_6_TABLES: tuple[str, ...] = ("team_hour", "user_ordinals", "active_use
 MIGRATION_6_INDEXES: tuple[str, ...] = ("idx_model_calls_errors", "idx_feedback_ts_covering")
 
 
+def drop_migration_8(db: object) -> None:
+    """Turn a migrated rollup's schema back into version 7's (the caller deletes the ``_migrations`` rows)."""
+    from exporters.rollup.event_days import UNNAMED_FEEDBACK_INDEX
+
+    for table in ("error_day", "feedback_day"):
+        db[table].drop(ignore=True)  # type: ignore[index]
+    for index in (UNNAMED_FEEDBACK_INDEX, "idx_sessions_started"):
+        db.execute(f"DROP INDEX IF EXISTS {index}")  # type: ignore[attr-defined]
+
+
 def drop_migration_7(db: object) -> None:
     """Turn a migrated rollup's schema back into version 6's (the caller deletes the ``_migrations`` rows)."""
     from exporters.rollup.projections import projection_tables
 
+    drop_migration_8(db)
     for table in projection_tables():
         db[table].drop(ignore=True)  # type: ignore[index]
 

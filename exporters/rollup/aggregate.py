@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 from .bands import clear_stage as clear_band_stage
 from .bands import fold_call_bands
+from .event_days import fold_event_days
 from .projections import fold_projections
 from .schema import AGG_DIMENSIONS, AGG_TABLES, CALL_ROW_EXPRESSIONS, agg_columns, agg_sum_columns
 from .team_hours import fold_team_hours
@@ -248,6 +249,7 @@ def fold_new_rows(
     New feedback is folded into the band tables whatever else is new.
     """
     clear_band_stage(conn)
+    fold_event_days(conn, calls_after=calls_after, feedback_after=feedback_after)
     if new_calls:
         conn.execute(_STAGE_CREATE)
         conn.execute(_STAGE_CLEAR)

@@ -20,9 +20,10 @@ from datetime import datetime, timezone
 
 import sqlite_utils
 
-from .aggregate import RowMarks, backfill_team_activity, max_row_ids, set_fold_marks
+from .aggregate import RowMarks, backfill_team_activity, fold_marks, max_row_ids, set_fold_marks
 from .bands import backfill_call_bands, create_call_band_tables
 from .connection import immediate_transaction
+from .event_days import backfill_event_days, create_event_day_tables
 from .projections import backfill_projections, create_projection_tables
 from .schema import AGG_DIMENSIONS, AGG_TABLES, agg_columns
 from .team_hours import backfill_team_hours, create_team_hour_table
@@ -279,6 +280,13 @@ FEEDBACK_INDEX_SQL = (
 )
 
 
+#: Sessions started in a range (``COUNT(DISTINCT session_id)``, ``/api/analytics``) under the scope
+#: filters, from the index alone.
+SESSIONS_INDEX_SQL = (
+    "CREATE INDEX idx_sessions_started ON sessions (state, ts, session_id, team, project, feature, user_id)"
+)
+
+
 def _covering_indexes(db: sqlite_utils.Database) -> None:
     """Replace the failed-call and feedback time indexes by covering ones (the new ones start with ``ts``)."""
     db.execute("DROP INDEX IF EXISTS idx_model_calls_errors_ts")
@@ -310,6 +318,17 @@ def _projections(db: sqlite_utils.Database) -> None:
     backfill_projections(db.conn)
 
 
+def _event_days(db: sqlite_utils.Database) -> None:
+    """Migration 8: failed calls by type and feedback by model per day; sessions by state and time.
+
+    Filled from the raw rows at or below the fold marks; the next fold adds the rest.
+    """
+    create_event_day_tables(db)
+    marks = fold_marks(db.conn)
+    backfill_event_days(db.conn, calls_upto=marks.calls, feedback_upto=marks.feedback)
+    db.execute(SESSIONS_INDEX_SQL)
+
+
 #: Every migration, in version order.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
@@ -330,6 +349,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "agg_feature_*, agg_model_*, agg_usage_*: the aggregates over fewer dimensions, "
         "per hour, day and week",
         _projections,
+    ),
+    Migration(
+        8,
+        "error_day, feedback_day: failed calls by type and feedback by model per day; "
+        "covering index for sessions started",
+        _event_days,
     ),
 )
 

@@ -23,6 +23,8 @@ _OTHER_TABLES = (
     "feature_use_day",
     "active_users_day",
     "feature_users_day",
+    "error_day",
+    "feedback_day",
 )
 #: Tables without a time: rows counted, no time range.
 _UNTIMED_TABLES = ("user_ordinals",)

@@ -108,6 +108,10 @@ bound is one of the GenAI duration buckets; calls above the last bound are
     team, project, model, provider, routed); the token and cost sums per (bucket_start,
     team, project, feature, model, provider, outcome); by hour, day and epoch-aligned
     week (``WITHOUT ROWID``). See :mod:`exporters.rollup.projections`. Added by migration 7.
+``error_day``, ``feedback_day``
+    Failed calls per (day, team, project, provider, error_type); feedback naming its model
+    per (day, team, project, model): ``feedback``, ``scored``, ``score_sum``. ``WITHOUT
+    ROWID``; see :mod:`exporters.rollup.event_days`. Added by migration 8.
 
 Bookkeeping
 -----------

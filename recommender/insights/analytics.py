@@ -121,7 +121,7 @@ def _model_rows(
                     k: figures[k]
                     for k in ("requests", "cost_usd", "cost_per_request_usd", "error_rate", "latency_p95_s")
                 },
-                "feedback_score": round(fb["mean_score"], 4) if fb else None,
+                "feedback_score": round(fb["mean_score"], 4) if fb and fb["mean_score"] is not None else None,
                 "feedback_count": fb["count"] if fb else 0,
             }
         )

@@ -42,7 +42,7 @@ def model_report(rollup: Rollup, query: Query) -> dict[str, Any]:
     for row in sorted(rows, key=lambda r: -int(r["requests"])):
         figures = derived(row)
         fb = quality.get(row["model"])
-        score = round(fb["mean_score"], 4) if fb else None
+        score = round(fb["mean_score"], 4) if fb and fb["mean_score"] is not None else None
         cpr = figures["cost_per_request_usd"]
         models.append(
             {

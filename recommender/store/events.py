@@ -20,6 +20,7 @@ __all__ = [
     "feature_uses_by_feature",
     "feedback_by",
     "where",
+    "whole_days",
     "whole_days_and_edges",
 ]
 
@@ -62,6 +63,11 @@ def where(
     return " AND ".join(clauses), params, ignored
 
 
+def whole_days(query: Query) -> tuple[float, float]:
+    """The start of the first and the end of the last whole UTC day inside the query's range."""
+    return math.ceil(query.range.start / DAY) * DAY, math.floor(query.range.end / DAY) * DAY
+
+
 def whole_days_and_edges(
     query: Query,
     *,
@@ -69,16 +75,17 @@ def whole_days_and_edges(
     day_filters: list[tuple[str, object]],
     raw_table: str,
     raw_select: str,
+    alias: str = "",
 ) -> tuple[list[str], list[object]]:
     """SELECTs (and their parameters) to UNION ALL over the query's range: whole UTC days from a
     day table, only the partial days at the edges from raw rows.
 
     ``day_select`` ends in ``WHERE day >= ? AND day < ?`` (``None``: the day table cannot answer
     this query, so raw rows cover the whole range); ``day_filters`` are ANDed to it.
-    ``raw_select`` has a ``{where}`` slot for :func:`where` on ``raw_table``.
+    ``raw_select`` has a ``{where}`` slot for :func:`where` on ``raw_table`` (its rows named ``alias``).
     """
     start, end = query.range.start, query.range.end
-    first_day, last_day = math.ceil(start / DAY) * DAY, math.floor(end / DAY) * DAY
+    first_day, last_day = whole_days(query)
     parts: list[str] = []
     params: list[object] = []
     if day_select is not None and first_day < last_day:
@@ -89,7 +96,7 @@ def whole_days_and_edges(
         edges = [(start, end)]
     for a, b in edges:
         if b > a:
-            sql, edge_params, _ = where(raw_table, query, start=a, end=b)
+            sql, edge_params, _ = where(raw_table, query, start=a, end=b, alias=alias)
             parts.append(raw_select.format(where=sql))
             params += edge_params
     return parts, params
@@ -129,25 +136,69 @@ def _rated(prefix: str, name: str) -> str:
 
 
 def errors_by_type(rollup: Rollup, query: Query) -> list[dict[str, object]]:
-    sql, params, _ = where("model_calls", query)
+    """Failed calls by provider and error type, most first.
+
+    Whole UTC days come from ``error_day`` under team and project filters (it has no model,
+    feature or user column), only the partial days at the edges from the raw failed calls.
+    """
+    parts, params = whole_days_and_edges(
+        query,
+        day_select=(
+            None
+            if {"model", "feature", "user_id"} & {name for name, _ in query.filters}
+            else "SELECT provider, error_type, errors FROM error_day WHERE day >= ? AND day < ?"
+        ),
+        day_filters=list(query.filters),
+        raw_table="model_calls",
+        raw_select="SELECT provider, COALESCE(error_type, 'unknown') AS error_type, 1 AS errors "
+        "FROM model_calls WHERE {where} AND outcome = 'error'",
+    )
+    if not parts:
+        return []
     return rollup.rows(
-        f"SELECT provider, COALESCE(error_type, 'unknown') AS error_type, COUNT(*) AS errors "
-        f"FROM model_calls WHERE {sql} AND outcome = 'error' "
-        "GROUP BY provider, error_type ORDER BY errors DESC",
+        f"SELECT provider, error_type, SUM(errors) AS errors FROM ({' UNION ALL '.join(parts)}) "
+        "GROUP BY provider, error_type ORDER BY errors DESC, provider, error_type",
         params,
     )
 
 
-def feedback_by(rollup: Rollup, query: Query, by: str) -> dict[str, dict[str, float]]:
-    """``by`` (model | feature | provider) -> {count, mean score}.
+def feedback_by(rollup: Rollup, query: Query, by: str) -> dict[str, dict[str, float | int | None]]:
+    """``by`` (model | feature | provider) -> {count, mean score (None when no row has a score)}.
 
-    Feedback that names no model (or feature, provider) takes the rated call's.
+    Feedback that names no model (or feature, provider) takes the rated call's. By model under
+    team and project filters only, whole UTC days come from ``feedback_day`` (feedback naming its
+    model) plus the raw rows naming none; the partial days at the range's edges are all raw.
     """
     if by not in ("model", "feature", "provider"):
         raise ValueError("feedback can be grouped by model, feature or provider")
-    sql, params, _ = where("feedback", query, alias="f", rated_call=True)
+    raw = (
+        f"SELECT {_rated('f.', by)} AS key, 1 AS n, (f.score IS NOT NULL) AS scored, f.score AS total "
+        "FROM feedback f WHERE {where}"
+    )
+    if by == "model" and not {"model", "provider", "feature", "user_id"} & {n for n, _ in query.filters}:
+        parts, params = whole_days_and_edges(
+            query,
+            day_select="SELECT model AS key, feedback AS n, scored, score_sum AS total FROM feedback_day "
+            "WHERE day >= ? AND day < ?",
+            day_filters=list(query.filters),
+            raw_table="feedback",
+            raw_select=raw,
+            alias="f",
+        )
+        first, last = whole_days(query)
+        if first < last:  # the whole days' feedback that names no model (feedback_day leaves it out)
+            sql, unnamed, _ = where("feedback", query, start=first, end=last, alias="f")
+            parts.append(raw.format(where=f"{sql} AND f.model IS NULL"))
+            params += unnamed
+    else:
+        sql, params, _ = where("feedback", query, alias="f", rated_call=True)
+        parts = [raw.format(where=sql)]
     rows = rollup.execute(
-        f"SELECT {_rated('f.', by)} AS key, COUNT(*), AVG(f.score) FROM feedback f WHERE {sql} GROUP BY key",
+        f"SELECT key, SUM(n), SUM(scored), TOTAL(total) FROM ({' UNION ALL '.join(parts)}) GROUP BY key",
         params,
     )
-    return {r[0]: {"count": int(r[1]), "mean_score": float(r[2])} for r in rows if r[0] is not None}
+    return {
+        key: {"count": int(n), "mean_score": float(total) / scored if scored else None}
+        for key, n, scored, total in rows
+        if key is not None
+    }

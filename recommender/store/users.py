@@ -235,8 +235,14 @@ class ActivitySource:
         if b <= a:
             return 0
         rows = self._window(a, b)
-        if rows is not None:
+        if rows is not None:  # already read: no statement
             return len({r[1] for r in rows})
+        if self.sets is not None:
+            # the bitmaps answer what the day table answers (None: a part day under a team filter);
+            # OR-ing ~2k blobs beats a DISTINCT over the (day, user) rows (30 days at 10M: 38 vs 180 ms)
+            bits = self.sets.window(a, b)
+            if bits is not None:
+                return popcount(bits)
         sql, params = self._distinct_sql(a, b, "user_id")
         return int(self.rollup.execute(f"SELECT COUNT(*) FROM ({sql})", params).fetchone()[0])
 

@@ -5,11 +5,11 @@
 active in ``[a, b)`` are the OR of the bitmaps of the whole days inside it plus, for the
 partial days at its edges, the users of the day table's rows there whose first and last
 events bracket the window (``last_seen >= a AND first_seen < b``, exactly what
-``users.ActivitySource`` reads for those days), turned into ordinals by ``user_ordinals``.
+``activity.ActivitySource`` reads for those days), turned into ordinals by ``user_ordinals``.
 A count is then a popcount instead of a read of every (day, user) row of the range.
 
 Only filters the bitmaps carry can be answered here (team and project); the user filter,
-and filters the day tables cannot answer, stay with :class:`users.ActivitySource`. With
+and filters the day tables cannot answer, stay with :class:`activity.ActivitySource`. With
 ``user_team_day`` a window inside one day that does not cover it is not answered here
 (:meth:`DaySets.window` returns None): the day rows cannot say whether a user was active
 in it, and ``ActivitySource`` reads raw events for it.
@@ -26,7 +26,7 @@ from exporters.rollup.user_sets import bitmap_int
 
 from .reader import Rollup
 
-__all__ = ["SET_FILTERS", "DaySets", "popcount"]
+__all__ = ["SET_FILTERS", "DaySets", "day_name", "popcount"]
 
 DAY = 86400
 #: The filters the bitmaps' keys carry.
@@ -39,7 +39,7 @@ def popcount(bits: int) -> int:
 
 
 @functools.lru_cache(maxsize=4096)
-def _day_name(day_number: int) -> str:
+def day_name(day_number: int) -> str:
     return datetime.fromtimestamp(day_number * DAY, timezone.utc).strftime("%Y-%m-%d")
 
 
@@ -99,7 +99,7 @@ class DaySets:
                 f"SELECT DISTINCT o.ordinal FROM {self.table} d "
                 "JOIN user_ordinals o ON o.user_id = d.user_id "
                 f"WHERE d.day = ? AND d.last_seen >= ? AND d.first_seen < ?{clauses}",
-                [_day_name(day), a, b, *params],
+                [day_name(day), a, b, *params],
             )
             bits = _ordinal_bits([r[0] for r in rows])
             self._edges[key] = bits
@@ -163,7 +163,7 @@ class DaySets:
         if whole_first <= whole_last:
             for feature, blob in self.rollup.execute(
                 f"SELECT feature, bitmap FROM feature_users_day WHERE day >= ? AND day <= ?{clauses}",
-                [_day_name(whole_first), _day_name(whole_last), *params],
+                [day_name(whole_first), day_name(whole_last), *params],
             ):
                 bits[feature] |= bitmap_int(blob)
         edge_days = sorted({d for d in (first, last) if not whole_first <= d <= whole_last})
@@ -183,7 +183,7 @@ class DaySets:
                 "JOIN user_ordinals o ON o.user_id = d.user_id "
                 "WHERE d.day = ? AND d.last_seen >= ? AND d.first_seen < ?"
             )
-            params: list[object] = [_day_name(day), a, b]
+            params: list[object] = [day_name(day), a, b]
         else:
             clauses, extra = self._where("f")
             sql = (
@@ -191,7 +191,7 @@ class DaySets:
                 "JOIN user_ordinals o ON o.user_id = f.user_id "
                 f"WHERE f.day = ? AND f.last_seen >= ? AND f.first_seen < ?{clauses}"
             )
-            params = [_day_name(day), a, b, *extra]
+            params = [day_name(day), a, b, *extra]
         out: dict[str, list[int]] = defaultdict(list)
         for feature, ordinal in self.rollup.execute(sql, params):
             out[feature].append(ordinal)

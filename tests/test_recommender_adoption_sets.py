@@ -139,7 +139,7 @@ def test_active_user_count_from_day_bitmaps_reads_no_distinct_users(rollup, boun
 
 
 @pytest.mark.parametrize("filters", SET_SCOPES, ids=_scope_id)
-def test_every_window_count_from_day_bitmaps_equals_the_day_rows_and_raw_events(rollup, filters):
+def test_every_window_from_day_bitmaps_equals_the_day_rows_and_raw_events(rollup, filters):
     query = _query(T0, END, **filters)
     sets, rows = ActivitySource(rollup, query), ActivitySource(rollup, query, sets=False)
     raw = ActivitySource(rollup, query, raw=True)
@@ -147,8 +147,10 @@ def test_every_window_count_from_day_bitmaps_equals_the_day_rows_and_raw_events(
         for length in (3600, 0.75 * DAY, DAY, 1.5 * DAY, 8 * DAY, 40 * DAY):
             b = a + length
             assert sets.count(a, b) == rows.count(a, b), (a, b)
+            assert sets.feature_users(a, b) == rows.feature_users(a, b), (a, b)
             if filters:
                 assert sets.count(a, b) == raw.count(a, b), (a, b)
+                assert sets.feature_users(a, b) == raw.feature_users(a, b), (a, b)
 
 
 def test_low_adoption_fixture_is_not_trivial(rollup):

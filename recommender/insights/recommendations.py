@@ -250,10 +250,17 @@ def _first_used(rollup: Rollup, query: Query, src: ActivitySource) -> dict[str, 
     return out
 
 
-def low_adoption(rollup: Rollup, query: Query, per_month: float) -> list[dict[str, Any]]:
-    """Features few active users touch: promote them or retire them (and their model spend)."""
+def low_adoption(
+    rollup: Rollup, query: Query, per_month: float, *, source: ActivitySource | None = None
+) -> list[dict[str, Any]]:
+    """Features few active users touch: promote them or retire them (and their model spend).
+
+    The active users and each feature's users come from one :class:`ActivitySource` (``source``:
+    the caller's): without filters or with team and project filters the day bitmaps answer both,
+    other filters read the day rows or, once for both, the raw events.
+    """
     rng = query.range
-    src = ActivitySource(rollup, query)
+    src = ActivitySource(rollup, query) if source is None else source
     if src.table is None:
         src.load(rng.start, rng.end)  # one raw read answers both the active users and the feature users
     active = src.count(rng.start, rng.end)

@@ -5,11 +5,11 @@
 active in ``[a, b)`` are the OR of the bitmaps of the whole days inside it plus, for the
 partial days at its edges, the users of the day table's rows there whose first and last
 events bracket the window (``last_seen >= a AND first_seen < b``, exactly what
-``users.ActivitySource`` reads for those days), turned into ordinals by ``user_ordinals``.
+``activity.ActivitySource`` reads for those days), turned into ordinals by ``user_ordinals``.
 A count is then a popcount instead of a read of every (day, user) row of the range.
 
 Only filters the bitmaps carry can be answered here (team and project); the user filter,
-and filters the day tables cannot answer, stay with :class:`users.ActivitySource`. With
+and filters the day tables cannot answer, stay with :class:`activity.ActivitySource`. With
 ``user_team_day`` a window inside one day that does not cover it is not answered here
 (:meth:`DaySets.window` returns None): the day rows cannot say whether a user was active
 in it, and ``ActivitySource`` reads raw events for it.
@@ -26,7 +26,7 @@ from exporters.rollup.user_sets import bitmap_int
 
 from .reader import Rollup
 
-__all__ = ["SET_FILTERS", "DaySets", "popcount"]
+__all__ = ["SET_FILTERS", "DaySets", "day_name", "popcount"]
 
 DAY = 86400
 #: The filters the bitmaps' keys carry.
@@ -39,7 +39,7 @@ def popcount(bits: int) -> int:
 
 
 @functools.lru_cache(maxsize=4096)
-def _day_name(day_number: int) -> str:
+def day_name(day_number: int) -> str:
     return datetime.fromtimestamp(day_number * DAY, timezone.utc).strftime("%Y-%m-%d")
 
 
@@ -99,7 +99,7 @@ class DaySets:
                 f"SELECT DISTINCT o.ordinal FROM {self.table} d "
                 "JOIN user_ordinals o ON o.user_id = d.user_id "
                 f"WHERE d.day = ? AND d.last_seen >= ? AND d.first_seen < ?{clauses}",
-                [_day_name(day), a, b, *params],
+                [day_name(day), a, b, *params],
             )
             bits = _ordinal_bits([r[0] for r in rows])
             self._edges[key] = bits
@@ -153,46 +153,53 @@ class DaySets:
         return bits
 
     def feature_users(self, a: float, b: float) -> dict[str, int] | None:
-        """Feature -> distinct users who touched it in ``[a, b)``; None as for :meth:`window`."""
+        """Feature -> distinct users who touched it in ``[a, b)``; None as for :meth:`window`.
+
+        Whole days OR the feature bitmaps. On a partial edge day ``user_day`` counts every feature
+        of a user whose day's first and last events bracket the window (as ``ActivitySource`` reads
+        it): that day's feature bitmaps AND the edge users of :meth:`window` (one read shared with
+        the active-user count). ``user_team_day_features`` rows keep their own first and last events,
+        so under a team or project filter the edge days read those rows.
+        """
         if not self.answers(a, b):
             return None
         bits: dict[str, int] = defaultdict(int)
         first, last = math.floor(a / DAY), math.ceil(b / DAY) - 1
         whole_first, whole_last = math.ceil(a / DAY), math.floor(b / DAY) - 1
-        clauses, params = self._where()
-        if whole_first <= whole_last:
-            for feature, blob in self.rollup.execute(
-                f"SELECT feature, bitmap FROM feature_users_day WHERE day >= ? AND day <= ?{clauses}",
-                [_day_name(whole_first), _day_name(whole_last), *params],
-            ):
-                bits[feature] |= bitmap_int(blob)
         edge_days = sorted({d for d in (first, last) if not whole_first <= d <= whole_last})
+        by_bitmap = self.table == "user_day"
+        lo, hi = (first, last) if by_bitmap else (whole_first, whole_last)
+        edge_bits: dict[int, dict[str, int]] = {day: defaultdict(int) for day in edge_days}
+        clauses, params = self._where()
+        if lo <= hi:
+            for day, feature, blob in self.rollup.execute(
+                f"SELECT day, feature, bitmap FROM feature_users_day WHERE day >= ? AND day <= ?{clauses}",
+                [day_name(lo), day_name(hi), *params],
+            ):
+                number = _day_number(day)
+                if whole_first <= number <= whole_last:
+                    bits[feature] |= bitmap_int(blob)
+                else:
+                    edge_bits[number][feature] |= bitmap_int(blob)
         for day in edge_days:
-            for feature, ordinals in self._edge_features(day, a, b).items():
-                bits[feature] |= _ordinal_bits(ordinals)
+            if by_bitmap:
+                users = self._edge(day, a, b)
+                for feature, day_bits in edge_bits[day].items():
+                    bits[feature] |= day_bits & users
+            else:
+                for feature, ordinals in self._edge_features(day, a, b).items():
+                    bits[feature] |= _ordinal_bits(ordinals)
         return {feature: popcount(b) for feature, b in bits.items() if b}
 
     def _edge_features(self, day: int, a: float, b: float) -> dict[str, list[int]]:
-        # user_day: a (day, user) row's first and last events say whether the user was in the window,
-        # then every feature of that user's day counts (as ActivitySource reads it); user_team_day_features
-        # rows keep their own first and last events
-        if self.table == "user_day":
-            sql = (
-                "SELECT f.feature, o.ordinal FROM user_day d "
-                "JOIN user_day_features f ON f.day = d.day AND f.user_id = d.user_id "
-                "JOIN user_ordinals o ON o.user_id = d.user_id "
-                "WHERE d.day = ? AND d.last_seen >= ? AND d.first_seen < ?"
-            )
-            params: list[object] = [_day_name(day), a, b]
-        else:
-            clauses, extra = self._where("f")
-            sql = (
-                "SELECT f.feature, o.ordinal FROM user_team_day_features f "
-                "JOIN user_ordinals o ON o.user_id = f.user_id "
-                f"WHERE f.day = ? AND f.last_seen >= ? AND f.first_seen < ?{clauses}"
-            )
-            params = [_day_name(day), a, b, *extra]
+        """The ``user_team_day_features`` rows of ``day`` in scope that bracket ``[a, b)``, as ordinals."""
+        clauses, extra = self._where("f")
+        sql = (
+            "SELECT f.feature, o.ordinal FROM user_team_day_features f "
+            "JOIN user_ordinals o ON o.user_id = f.user_id "
+            f"WHERE f.day = ? AND f.last_seen >= ? AND f.first_seen < ?{clauses}"
+        )
         out: dict[str, list[int]] = defaultdict(list)
-        for feature, ordinal in self.rollup.execute(sql, params):
+        for feature, ordinal in self.rollup.execute(sql, [day_name(day), a, b, *extra]):
             out[feature].append(ordinal)
         return out

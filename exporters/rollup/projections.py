@@ -19,6 +19,7 @@ buckets is one contiguous read of the primary key.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from dataclasses import dataclass
 from typing import Final
@@ -136,29 +137,33 @@ def create_projection_tables(db: sqlite_utils.Database) -> None:
             )
 
 
-def _stage(projection: Projection) -> str:
-    return f"_nexus_fold_{projection.name}_hour"
+@functools.cache
+def _fold_sql(projection: Projection, source: str) -> tuple[str, ...]:
+    """The fold's statements for one projection: fill its hour stage from ``source``, add it, clear it.
 
-
-def _fold_through_hours(conn: sqlite3.Connection, projection: Projection, source: str) -> None:
-    """Group ``source`` to the hour in a temp stage, then add the stage to the hour, day and week tables."""
-    stage = _stage(projection)
-    conn.execute(f"DROP TABLE IF EXISTS temp.{stage}")
-    conn.execute(
-        f"CREATE TEMP TABLE {stage} AS SELECT (bucket_start / {HOUR}) * {HOUR} AS bucket_start, "
-        f"{', '.join(projection.dimensions)}, "
-        f"{', '.join(f'{_total(c)} AS {c}' for c in projection.sums)} "
-        f"FROM {source} GROUP BY {', '.join(str(i + 1) for i in range(len(projection.key)))}"
+    The stage is created once per connection (``IF NOT EXISTS``) and emptied after each fold: a
+    ``CREATE``/``DROP`` per fold would change the schema and make SQLite prepare every cached
+    statement of the connection again.
+    """
+    stage = f"_nexus_fold_{projection.name}_hour"
+    types = agg_columns()
+    columns = ", ".join(f"{c} {_TYPES[types[c]]}" for c in (*projection.key, *projection.sums))
+    groups = ", ".join(str(i + 1) for i in range(len(projection.key)))
+    return (
+        f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({columns})",
+        f"INSERT INTO temp.{stage} SELECT (bucket_start / {HOUR}) * {HOUR}, "
+        f"{', '.join(projection.dimensions)}, {', '.join(map(_total, projection.sums))} "
+        f"FROM {source} GROUP BY {groups}",
+        *(_upsert(projection, width, f"temp.{stage}") for width in PROJECTION_WIDTHS),
+        f"DELETE FROM temp.{stage}",
     )
-    for width in PROJECTION_WIDTHS:
-        conn.execute(_upsert(projection, width, f"temp.{stage}"))
-    conn.execute(f"DROP TABLE temp.{stage}")
 
 
 def fold_projections(conn: sqlite3.Connection, stage: str) -> None:
     """Add the staged minute groups (``stage``: the fold's minute stage table) to every projection."""
     for projection in PROJECTIONS:
-        _fold_through_hours(conn, projection, stage)
+        for sql in _fold_sql(projection, stage):
+            conn.execute(sql)
 
 
 def backfill_projections(conn: sqlite3.Connection) -> None:

@@ -46,6 +46,7 @@ from exporters.rollup.aggregate import fold_pending, max_row_ids, set_fold_marks
 from exporters.rollup.bands import BAND_KEY, BAND_SUMS, BAND_TABLES, merge_sums_sql  # noqa: E402
 from exporters.rollup.connection import immediate_transaction, open_database  # noqa: E402
 from exporters.rollup.migrations import migrate  # noqa: E402
+from exporters.rollup.projections import PROJECTION_WIDTHS, PROJECTIONS, merge_projection_sql  # noqa: E402
 from exporters.rollup.rows import insert_sql  # noqa: E402
 from exporters.rollup.user_sets import USER_SET_TABLES, backfill_user_sets  # noqa: E402
 from nexus_otel.events import (  # noqa: E402
@@ -523,6 +524,19 @@ def _merge_call_bands(c: sqlite3.Connection, feedback_offset: int) -> None:
     )
 
 
+def _merge_projections(c: sqlite3.Connection) -> None:
+    """Add a later part's projection rows: hours and days are disjoint, a week may span the split."""
+    for projection in PROJECTIONS:
+        columns = ", ".join((*projection.key, *projection.sums))
+        for width in PROJECTION_WIDTHS:
+            table = projection.table(width)
+            c.execute(
+                f"INSERT INTO main.{table} ({columns}) SELECT {columns} FROM part.{table} WHERE true "
+                f"ON CONFLICT ({', '.join(projection.key)}) DO UPDATE SET "
+                f"{merge_projection_sql(projection, width)}"
+            )
+
+
 def _merge(out: Path, part: Path) -> None:
     """Append a later part's rows: raw rows get the next ids, aggregate keys cannot collide (whole UTC days)."""
     db = open_database(out, synchronous="NORMAL")
@@ -536,6 +550,9 @@ def _merge(out: Path, part: Path) -> None:
             c.execute(f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM part.{table} ORDER BY rowid")
         # WITHOUT ROWID (no rowid to order by); hours do not span the split at a UTC midnight
         c.execute("INSERT INTO main.team_hour SELECT * FROM part.team_hour")
+        for table in ("error_day", "feedback_day"):  # days do not span it either
+            c.execute(f"INSERT INTO main.{table} SELECT * FROM part.{table}")
+        _merge_projections(c)
         _merge_call_bands(c, feedback_offset)
         # each part numbered its own users from 0: number the merged file's users again, from the
         # merged user_team_day tables (as migration 6 does)

@@ -18,10 +18,13 @@ from nexus_otel.events import (
 
 __all__ = [
     "MIGRATION_6_TABLES",
+    "assert_rows_close",
+    "copy_rollup",
     "drop_migration_6",
     "drop_migration_7",
     "drop_migration_8",
     "model_call",
+    "redo_migrations_from",
     "reference_aggregates",
     "reference_user_days",
     "reference_user_team_days",
@@ -259,14 +262,40 @@ def drop_migration_6(db: object) -> None:
     db.execute("CREATE INDEX idx_feedback_ts ON feedback (ts)")  # type: ignore[attr-defined]
 
 
-def redo_migration_6(path: object) -> None:
-    """Take a rollup back to schema version 5, then migrate it again: what upgrading an old file does."""
+_DROP_FROM = {6: drop_migration_6, 7: drop_migration_7, 8: drop_migration_8}
+
+
+def redo_migrations_from(path: object, version: int) -> None:
+    """Take a rollup back to schema ``version - 1``, then migrate it again: what upgrading an old file does."""
     from exporters.rollup import MIGRATIONS, migrate, schema_version
 
     db = open_database(path)  # type: ignore[arg-type]
-    drop_migration_6(db)
-    db.execute("DELETE FROM _migrations WHERE version >= 6")
+    _DROP_FROM[version](db)
+    db.execute("DELETE FROM _migrations WHERE version >= ?", (version,))
     db.conn.commit()
-    assert schema_version(db) == 5
-    assert [m.version for m in migrate(db)] == [m.version for m in MIGRATIONS[5:]]
+    assert schema_version(db) == version - 1
+    assert [m.version for m in migrate(db)] == [m.version for m in MIGRATIONS[version - 1 :]]
     db.close()
+
+
+def redo_migration_6(path: object) -> None:
+    """:func:`redo_migrations_from` version 6."""
+    redo_migrations_from(path, 6)
+
+
+def copy_rollup(path: object, dest: object) -> None:
+    """A consistent copy of the rollup at ``path`` (``VACUUM INTO``), to migrate or break."""
+    db = open_database(path)  # type: ignore[arg-type]
+    try:
+        db.conn.execute("VACUUM INTO ?", (str(dest),))
+    finally:
+        db.close()
+
+
+def assert_rows_close(got: list[tuple], want: list[tuple]) -> None:
+    """Row by row equal: integers exactly, floats to 1e-12 (a float sum differs in its last bits with the order)."""
+    import pytest
+
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        assert a == tuple(pytest.approx(y, rel=1e-12) if isinstance(y, float) else y for y in b), (a, b)

@@ -6,12 +6,20 @@ import random
 
 import pytest
 
-from exporters.rollup import MIGRATIONS, RollupWriter, migrate, open_database, schema_version
+from exporters.rollup import RollupWriter
 from nexus_otel.events import FeedbackEvent
 from recommender.params import Query, TimeRange
 from recommender.store import events as store_events
 from recommender.store.reader import Rollup
-from tests.rollup_data import drop_migration_8, model_call, query_rows, seeded_events, utc
+from tests.rollup_data import (
+    assert_rows_close,
+    copy_rollup,
+    model_call,
+    query_rows,
+    redo_migrations_from,
+    seeded_events,
+    utc,
+)
 
 START = utc("2026-03-02T05:00:00")
 DAYS = 6
@@ -91,22 +99,11 @@ def test_feedback_day_holds_the_feedback_that_names_its_model(path):
 
 def test_migration_8_backfills_what_the_fold_writes(path, tmp_path):
     copy = tmp_path / "copy.db"
-    src = open_database(path)
-    src.conn.execute("VACUUM INTO ?", (str(copy),))
-    src.close()
-    db = open_database(copy)
-    drop_migration_8(db)
-    db.execute("DELETE FROM _migrations WHERE version >= 8")
-    db.conn.commit()
-    assert schema_version(db) == 7
-    assert [m.version for m in migrate(db)] == [m.version for m in MIGRATIONS[7:]]
-    db.close()
+    copy_rollup(path, copy)
+    redo_migrations_from(copy, 8)
     for table in ("error_day", "feedback_day"):
-        got = query_rows(copy, f"SELECT * FROM {table} ORDER BY 1, 2, 3, 4")
-        want = query_rows(path, f"SELECT * FROM {table} ORDER BY 1, 2, 3, 4")
-        assert len(got) == len(want)
-        for a, b in zip(got, want, strict=True):  # the score sum may differ in its last bits
-            assert a == tuple(pytest.approx(x, rel=1e-12) if isinstance(x, float) else x for x in b)
+        sql = f"SELECT * FROM {table} ORDER BY 1, 2, 3, 4"
+        assert_rows_close(query_rows(copy, sql), query_rows(path, sql))
 
 
 RANGES = [

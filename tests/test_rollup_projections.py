@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from exporters.rollup import RollupWriter, open_database
+from exporters.rollup import RollupWriter
 from exporters.rollup.projections import PROJECTION_WIDTHS, PROJECTIONS
 from exporters.rollup.schema import AGG_DIMENSIONS, agg_sum_columns
 from recommender.params import Query, TimeRange
 from recommender.store.reader import Rollup
 from recommender.store.source import source
 from recommender.store.totals import grouped, series
-from tests.rollup_data import drop_migration_7, model_call, query_rows, seeded_events, utc
+from tests.rollup_data import (
+    assert_rows_close,
+    copy_rollup,
+    model_call,
+    query_rows,
+    redo_migrations_from,
+    seeded_events,
+    utc,
+)
 
 #: a Monday: 17 days hold two whole epoch weeks (Thursday to Wednesday) and partial ones at both ends
 START = utc("2026-01-26T07:30:00")
@@ -51,15 +59,6 @@ def _regrouped(
     )
 
 
-def _assert_rows_equal(got: list[tuple], want: list[tuple]) -> None:
-    assert len(got) == len(want)
-    for a, b in zip(got, want, strict=True):
-        # integer sums exactly; a float sum may differ in the last bits with the grouping order
-        assert len(a) == len(b)
-        for x, y in zip(a, b, strict=True):
-            assert x == (pytest.approx(y, rel=1e-12) if isinstance(y, float) else y), (a, b)
-
-
 @pytest.mark.parametrize("projection", PROJECTIONS, ids=lambda p: p.name)
 @pytest.mark.parametrize("width", list(PROJECTION_WIDTHS), ids=list(PROJECTION_WIDTHS.values()))
 def test_each_projection_equals_the_full_aggregates_summed_over_the_dimensions_it_drops(
@@ -68,7 +67,7 @@ def test_each_projection_equals_the_full_aggregates_summed_over_the_dimensions_i
     got = _table(path, projection.table(width), projection.key, projection.sums)
     want = _regrouped(path, "agg_minute", projection.key, projection.sums, width)
     assert len(got) > (2 if width == 7 * 86400 else 30)
-    _assert_rows_equal(got, want)
+    assert_rows_close(got, want)
     # every call is in every width once: the request counts add up to the raw rows
     assert (
         sum(r[len(projection.key)] for r in got) == query_rows(path, "SELECT COUNT(*) FROM model_calls")[0][0]
@@ -77,23 +76,13 @@ def test_each_projection_equals_the_full_aggregates_summed_over_the_dimensions_i
 
 def test_migration_7_backfills_what_the_fold_writes(path, tmp_path):
     copy = tmp_path / "copy.db"
-    src = open_database(path)
-    src.conn.execute("VACUUM INTO ?", (str(copy),))
-    src.close()
-    from exporters.rollup import MIGRATIONS, migrate, schema_version
-
-    db = open_database(copy)
-    drop_migration_7(db)
-    db.execute("DELETE FROM _migrations WHERE version >= 7")
-    db.conn.commit()
-    assert schema_version(db) == 6
-    assert [m.version for m in migrate(db)] == [m.version for m in MIGRATIONS[6:]]
-    db.close()
+    copy_rollup(path, copy)
+    redo_migrations_from(copy, 7)
     for projection in PROJECTIONS:
         for width in PROJECTION_WIDTHS:
             table = projection.table(width)
             key, sums = projection.key, projection.sums
-            _assert_rows_equal(_table(copy, table, key, sums), _table(path, table, key, sums))
+            assert_rows_close(_table(copy, table, key, sums), _table(path, table, key, sums))
 
 
 RANGES = [

@@ -11,7 +11,15 @@ from recommender.store import events as store_events
 from recommender.store.reader import Rollup
 from recommender.store.source import source
 from recommender.store.totals import series
-from tests.rollup_data import model_call, query_rows, redo_migration_6, seeded_events, utc
+from tests.rollup_data import (
+    assert_rows_close,
+    copy_rollup,
+    model_call,
+    query_rows,
+    redo_migration_6,
+    seeded_events,
+    utc,
+)
 
 START = utc("2026-01-30T20:00:00")
 HOUR = 3600
@@ -35,15 +43,6 @@ def _team_hours(path) -> list[tuple]:
     return query_rows(path, "SELECT * FROM team_hour ORDER BY bucket_start, team, project")
 
 
-def _assert_rows_equal(got: list[tuple], want: list[tuple]) -> None:
-    assert len(got) == len(want)
-    for a, b in zip(got, want, strict=True):
-        # integer sums exactly; the float cost may differ in the last bits with the grouping order
-        assert len(a) == len(b)
-        for x, y in zip(a, b, strict=True):
-            assert x == (pytest.approx(y, rel=1e-12) if isinstance(y, float) else y), (a, b)
-
-
 def test_team_hour_equals_the_raw_calls_per_hour_team_and_project(path):
     raw = query_rows(
         path,
@@ -53,20 +52,18 @@ def test_team_hour_equals_the_raw_calls_per_hour_team_and_project(path):
     )
     got = _team_hours(path)
     assert len(got) > 100
-    _assert_rows_equal(got, raw)
+    assert_rows_close(got, raw)
     agg = query_rows(
         path, f"SELECT bucket_start, team, project, {_SUMS} FROM agg_hour GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
     )
-    _assert_rows_equal(got, agg)
+    assert_rows_close(got, agg)
 
 
 def test_migration_6_backfills_what_the_fold_writes(path, tmp_path):
     copy = tmp_path / "copy.db"
-    src = open_database(path)
-    src.conn.execute("VACUUM INTO ?", (str(copy),))
-    src.close()
+    copy_rollup(path, copy)
     redo_migration_6(copy)
-    _assert_rows_equal(_team_hours(copy), _team_hours(path))
+    assert_rows_close(_team_hours(copy), _team_hours(path))
 
 
 RANGES = [

@@ -107,14 +107,25 @@ def _total(column: str) -> str:
     return f"TOTAL({column})" if column in _FLOAT_SUMS else f"SUM({column})"
 
 
+def _grouped(projection: Projection, width: int, source: str) -> str:
+    """``SELECT`` of ``source``'s rows (aggregate-shaped, narrower buckets) in ``width`` buckets."""
+    key = projection.key
+    select = ", ".join((f"(bucket_start / {width}) * {width}", *key[1:], *map(_total, projection.sums)))
+    return f"SELECT {select} FROM {source} GROUP BY {', '.join(str(i + 1) for i in range(len(key)))}"
+
+
+def _columns(projection: Projection, constraint: str = "") -> str:
+    """Column definitions of the projection's rows (key, then sums)."""
+    types = agg_columns()
+    return ", ".join(f"{c} {_TYPES[types[c]]}{constraint}" for c in (*projection.key, *projection.sums))
+
+
 def _upsert(projection: Projection, width: int, source: str) -> str:
     """Rows of ``source`` (aggregate-shaped, no wider buckets) grouped into the ``width`` table."""
-    table, key = projection.table(width), projection.key
-    select = ", ".join((f"(bucket_start / {width}) * {width}", *key[1:], *map(_total, projection.sums)))
-    groups = ", ".join(str(i + 1) for i in range(len(key)))
+    key = projection.key
     return (
-        f"INSERT INTO {table} ({', '.join((*key, *projection.sums))})\n"
-        f"SELECT {select} FROM {source} GROUP BY {groups}\n"
+        f"INSERT INTO {projection.table(width)} ({', '.join((*key, *projection.sums))})\n"
+        f"{_grouped(projection, width, source)}\n"
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {merge_projection_sql(projection, width)}"
     )
 
@@ -127,9 +138,8 @@ def merge_projection_sql(projection: Projection, width: int) -> str:
 
 def create_projection_tables(db: sqlite_utils.Database) -> None:
     """Create every projection table (migration 7)."""
-    types = agg_columns()
     for projection in PROJECTIONS:
-        columns = ", ".join(f"{c} {_TYPES[types[c]]} NOT NULL" for c in (*projection.key, *projection.sums))
+        columns = _columns(projection, " NOT NULL")
         for width in PROJECTION_WIDTHS:
             db.execute(
                 f"CREATE TABLE {projection.table(width)} ({columns}, "
@@ -146,14 +156,9 @@ def _fold_sql(projection: Projection, source: str) -> tuple[str, ...]:
     statement of the connection again.
     """
     stage = f"_nexus_fold_{projection.name}_hour"
-    types = agg_columns()
-    columns = ", ".join(f"{c} {_TYPES[types[c]]}" for c in (*projection.key, *projection.sums))
-    groups = ", ".join(str(i + 1) for i in range(len(projection.key)))
     return (
-        f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({columns})",
-        f"INSERT INTO temp.{stage} SELECT (bucket_start / {HOUR}) * {HOUR}, "
-        f"{', '.join(projection.dimensions)}, {', '.join(map(_total, projection.sums))} "
-        f"FROM {source} GROUP BY {groups}",
+        f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({_columns(projection)})",
+        f"INSERT INTO temp.{stage} {_grouped(projection, HOUR, source)}",
         *(_upsert(projection, width, f"temp.{stage}") for width in PROJECTION_WIDTHS),
         f"DELETE FROM temp.{stage}",
     )

@@ -145,7 +145,7 @@ def errors_by_type(rollup: Rollup, query: Query) -> list[dict[str, object]]:
         query,
         day_select=(
             None
-            if {"model", "feature", "user_id"} & {name for name, _ in query.filters}
+            if {"model", "feature", "user_id"} & set(query.filter_map)
             else "SELECT provider, error_type, errors FROM error_day WHERE day >= ? AND day < ?"
         ),
         day_filters=list(query.filters),
@@ -175,7 +175,7 @@ def feedback_by(rollup: Rollup, query: Query, by: str) -> dict[str, dict[str, fl
         f"SELECT {_rated('f.', by)} AS key, 1 AS n, (f.score IS NOT NULL) AS scored, f.score AS total "
         "FROM feedback f WHERE {where}"
     )
-    if by == "model" and not {"model", "provider", "feature", "user_id"} & {n for n, _ in query.filters}:
+    if by == "model" and not {"model", "provider", "feature", "user_id"} & set(query.filter_map):
         parts, params = whole_days_and_edges(
             query,
             day_select="SELECT model AS key, feedback AS n, scored, score_sum AS total FROM feedback_day "

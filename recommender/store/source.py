@@ -165,12 +165,12 @@ def source(
         raise ValueError(f"unknown column(s) {sorted(bad)}")
     raw_only = "user_id" in filters
     projection = None if raw_only else projection_for(filters, wanted)
-    hours = {"agg_hour"} if projection is None else {projection.table(3600)}
+    hour_table = "agg_hour" if projection is None else projection.table(3600)
     team_hours = _team_hours(filters, wanted)
     parts: list[str] = []
     params: list[object] = []
     segs = [
-        Segment("team_hour", seg.start, seg.end) if team_hours and seg.table in hours else seg
+        Segment("team_hour", seg.start, seg.end) if team_hours and seg.table == hour_table else seg
         for seg in segments(start, end, max_width=max_width, raw_only=raw_only, projection=projection)
     ]
     for seg in segs:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import nexus_otel
 from nexus_otel.clock import SimulatedClock
+from recommender.params import Query, TimeRange
 
-__all__ = ["DATA", "RecordedTraffic", "app_settings"]
+__all__ = ["DATA", "RecordedTraffic", "app_settings", "custom_query"]
 
 DATA = Path(__file__).parent / "data"
 
@@ -148,3 +149,8 @@ KEYS: dict[str, tuple[str, str]] = {
 
 def auth(name: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {KEYS[name][0]}"}
+
+
+def custom_query(start: float, end: float, **filters: str) -> Query:
+    """The recommender's query for ``[start, end)`` under ``filters``, as a ``from``/``to`` request parses to."""
+    return Query(TimeRange(start, end, "custom"), tuple(sorted(filters.items())))

@@ -14,10 +14,9 @@ import random
 from datetime import datetime, timezone
 
 import pytest
-from recommender_traffic import RecordedTraffic
+from recommender_traffic import RecordedTraffic, custom_query
 
 from recommender.insights.recommendations import ADOPTION_MIN_USERS, low_adoption
-from recommender.params import Query, TimeRange
 from recommender.store.reader import Rollup
 from recommender.store.users import ActivitySource
 
@@ -67,10 +66,6 @@ def rollup(tmp_path_factory):
     return Rollup(path)
 
 
-def _query(start: float, end: float, **filters: str) -> Query:
-    return Query(TimeRange(start, end, "custom"), tuple(sorted(filters.items())))
-
-
 RANGES = [
     (END - DAY, END),
     (END - 7 * DAY, END),
@@ -108,7 +103,7 @@ def _distinct_user_statements(rollup: Rollup) -> list[str]:
 @pytest.mark.parametrize("filters", SET_SCOPES + OTHER_SCOPES, ids=_scope_id)
 @pytest.mark.parametrize("bounds", RANGES, ids=range(len(RANGES)))
 def test_low_adoption_from_day_bitmaps_equals_the_day_rows_and_raw_events(rollup, bounds, filters):
-    query = _query(*bounds, **filters)
+    query = custom_query(*bounds, **filters)
     per_month = 30 / (query.range.days or 1)
     sets = ActivitySource(rollup, query)
     assert (sets.sets is not None) == (filters in SET_SCOPES)
@@ -123,7 +118,7 @@ def test_low_adoption_from_day_bitmaps_equals_the_day_rows_and_raw_events(rollup
 @pytest.mark.parametrize("bounds", RANGES, ids=range(len(RANGES)))
 def test_active_user_count_from_day_bitmaps_reads_no_distinct_users(rollup, bounds, filters):
     start, end = bounds
-    query = _query(start, end, **filters)
+    query = custom_query(start, end, **filters)
     src = ActivitySource(rollup, query)
     try:
         statements = _distinct_user_statements(rollup)
@@ -140,7 +135,7 @@ def test_active_user_count_from_day_bitmaps_reads_no_distinct_users(rollup, boun
 
 @pytest.mark.parametrize("filters", SET_SCOPES, ids=_scope_id)
 def test_every_window_from_day_bitmaps_equals_the_day_rows_and_raw_events(rollup, filters):
-    query = _query(T0, END, **filters)
+    query = custom_query(T0, END, **filters)
     sets, rows = ActivitySource(rollup, query), ActivitySource(rollup, query, sets=False)
     raw = ActivitySource(rollup, query, raw=True)
     for a in (T0 - DAY, T0, T0 + 0.5 * DAY, T0 + 6 * DAY, T0 + 26 * DAY + 12 * 3600):
@@ -155,13 +150,13 @@ def test_every_window_from_day_bitmaps_equals_the_day_rows_and_raw_events(rollup
 
 def test_low_adoption_fixture_is_not_trivial(rollup):
     """The equality tests above compare answers with recommendations in them, under team scopes too."""
-    query = _query(END - 30 * DAY, END)
+    query = custom_query(END - 30 * DAY, END)
     found = {r["target"]: r for r in low_adoption(rollup, query, 1.0)}
     assert set(found) == {"feature:translate", "feature:export"}
     assert found["feature:translate"]["impact"]["active_users"] == 71
-    team = _query(END - 7 * DAY, END, team="search")
+    team = custom_query(END - 7 * DAY, END, team="search")
     found = {r["target"]: r for r in low_adoption(rollup, team, 30 / 7)}
     assert found["feature:translate"]["impact"]["users"] == 1  # p2 (the switcher used it for support)
     assert found["feature:translate"]["impact"]["active_users"] >= ADOPTION_MIN_USERS
-    web = _query(T0 + 2.3 * DAY, T0 + 19.71 * DAY, project="web")
+    web = custom_query(T0 + 2.3 * DAY, T0 + 19.71 * DAY, project="web")
     assert [r["target"] for r in low_adoption(rollup, web, 1.0)] == ["feature:translate"]

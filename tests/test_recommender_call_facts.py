@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from recommender_traffic import custom_query
 
 from exporters.rollup import RollupWriter
 from nexus_otel.events import FeedbackEvent, ModelCallEvent
@@ -10,7 +11,6 @@ from nexus_otel.pricing import get_default_table
 from recommender.insights.call_facts import CallFacts, call_facts
 from recommender.insights.recommend_quality import cheaper_model
 from recommender.insights.recommend_router import router_threshold
-from recommender.params import Query, TimeRange
 from recommender.store.reader import Rollup
 from tests.rollup_data import model_call, seeded_events, utc
 
@@ -43,10 +43,6 @@ RANGES = [
 ]
 FILTERS = [{}, {"team": "search"}, {"model": "gpt-4o-mini"}, {"feature": "chat", "provider": "openai"},
            {"project": "web"}, {"user_id": "user-3"}]  # fmt: skip
-
-
-def _query(start: float, end: float, **filters: str) -> Query:
-    return Query(TimeRange(start, end, "custom"), tuple(sorted(filters.items())))
 
 
 def _comparable(facts: CallFacts) -> dict[str, object]:
@@ -86,7 +82,7 @@ def _assert_same(got: object, want: object, where: str = "") -> None:
 )
 @pytest.mark.parametrize("bounds", RANGES, ids=range(len(RANGES)))
 def test_call_facts_from_day_rows_equal_the_raw_calls(rollup, bounds, filters):
-    query = _query(*bounds, **filters)
+    query = custom_query(*bounds, **filters)
     got, want = call_facts(rollup, query), call_facts(rollup, query, raw=True)
     _assert_same(_comparable(got), _comparable(want))
     if bounds[1] > START and not {"user_id", "project"} & set(filters):
@@ -104,7 +100,7 @@ def test_a_confidence_outside_0_1_makes_the_raw_calls_decide(tmp_path):
     ]  # fmt: skip
     writer.write(odd)
     writer.close()
-    query = _query(START, START + DAY)
+    query = custom_query(START, START + DAY)
     facts = call_facts(Rollup(path), query)
     _assert_same(_comparable(facts), _comparable(call_facts(Rollup(path), query, raw=True)))
     assert sorted(r["band"] for r in facts.routed_usage) == [-0.2, 0.6, 0.9, 1.5]
@@ -112,7 +108,7 @@ def test_a_confidence_outside_0_1_makes_the_raw_calls_decide(tmp_path):
 
 @pytest.mark.parametrize("filters", [{}, {"team": "search"}, {"feature": "chat"}], ids=str)
 def test_cheaper_model_and_router_checks_say_the_same(rollup, filters):
-    query = _query(START + 0.3 * DAY, END - 0.2 * DAY, **filters)
+    query = custom_query(START + 0.3 * DAY, END - 0.2 * DAY, **filters)
     days, raw = call_facts(rollup, query), call_facts(rollup, query, raw=True)
     table, per_month = get_default_table(), 30 / query.range.days
     _assert_same(

@@ -11,13 +11,13 @@ import random
 from datetime import datetime, timezone
 
 import pytest
-from recommender_traffic import RecordedTraffic, app_settings, auth
+from recommender_traffic import RecordedTraffic, app_settings, auth, custom_query
 
 from nexus_otel.clock import SimulatedClock
 from recommender.app import create_app
 from recommender.insights.costs import top_users
 from recommender.insights.recommendations import _first_used
-from recommender.params import Query, TimeRange
+from recommender.params import Query
 from recommender.store.events import feature_uses_by_feature
 from recommender.store.reader import Rollup
 from recommender.store.users import ActivitySource, _user_metrics_from_sets, user_metrics
@@ -64,10 +64,6 @@ def rollup(tmp_path_factory):
     return Rollup(path)
 
 
-def _query(start: float, end: float, **filters: str) -> Query:
-    return Query(TimeRange(start, end, "custom"), tuple(sorted(filters.items())))
-
-
 RANGES = [
     (END - DAY, END),
     (END - 7 * DAY, END),
@@ -90,7 +86,7 @@ FILTERS = [
 @pytest.mark.parametrize("filters", FILTERS, ids=lambda f: ",".join(f"{k}={v}" for k, v in f.items()))
 @pytest.mark.parametrize("bounds", RANGES, ids=range(len(RANGES)))
 def test_team_scoped_user_metrics_equal_the_raw_computation(rollup, bounds, filters):
-    query = _query(*bounds, **filters)
+    query = custom_query(*bounds, **filters)
     days = ActivitySource(rollup, query)
     assert days.table == "user_team_day"
     raw = ActivitySource(rollup, query, raw=True)
@@ -105,7 +101,7 @@ def test_team_scoped_user_metrics_equal_the_raw_computation(rollup, bounds, filt
 
 
 def test_every_window_of_a_loaded_range_equals_its_raw_answer(rollup):
-    query = _query(T0, END, team="search")
+    query = custom_query(T0, END, team="search")
     days, raw = ActivitySource(rollup, query), ActivitySource(rollup, query, raw=True)
     days.load(T0, END)
     for a in (T0, T0 + 0.5 * DAY, T0 + 6 * DAY, T0 + 26 * DAY + 12 * 3600):
@@ -117,9 +113,9 @@ def test_every_window_of_a_loaded_range_equals_its_raw_answer(rollup):
 
 def test_a_user_switching_teams_within_a_day_counts_for_both(rollup):
     # day 26: ann was search at 09:00 and support at 15:00; user_day knows only support
-    morning = _query(T0 + 26 * DAY, T0 + 26 * DAY + 12 * 3600, team="search", user_id="ann")
+    morning = custom_query(T0 + 26 * DAY, T0 + 26 * DAY + 12 * 3600, team="search", user_id="ann")
     assert user_metrics(rollup, morning)["active_users"] == 1
-    afternoon = _query(T0 + 26 * DAY + 12 * 3600, T0 + 27 * DAY, team="search", user_id="ann")
+    afternoon = custom_query(T0 + 26 * DAY + 12 * 3600, T0 + 27 * DAY, team="search", user_id="ann")
     assert user_metrics(rollup, afternoon)["active_users"] == 0
     last_user_day_team = rollup.execute(
         "SELECT team FROM user_day WHERE user_id = 'ann' AND day = '2026-11-28'"
@@ -129,8 +125,8 @@ def test_a_user_switching_teams_within_a_day_counts_for_both(rollup):
     with SimulatedClock(start=T0 + 27 * DAY):  # the last 7 days end at day 27 00:00
         response = client.get("/api/analytics?period=7d", headers=auth("team-search"))
     users = response.get_json()["data"]["metrics"]["users"]
-    reference = user_metrics(rollup, _query(T0 + 20 * DAY, T0 + 27 * DAY, team="search"))
-    ann_raw = ActivitySource(rollup, _query(T0, T0 + 27 * DAY, team="search", user_id="ann"), raw=True)
+    reference = user_metrics(rollup, custom_query(T0 + 20 * DAY, T0 + 27 * DAY, team="search"))
+    ann_raw = ActivitySource(rollup, custom_query(T0, T0 + 27 * DAY, team="search", user_id="ann"), raw=True)
     assert ann_raw.users(T0 + 20 * DAY, T0 + 27 * DAY) == {"ann"}
     assert users["active_users"] == reference["active_users"]
     assert users["dau"] == reference["dau"]
@@ -152,7 +148,7 @@ def _raw_top_users(rollup: Rollup, query: Query) -> list[dict[str, object]]:
 )
 @pytest.mark.parametrize("bounds", RANGES, ids=range(len(RANGES)))
 def test_feature_use_counts_from_day_rows_equal_the_raw_sums(rollup, bounds, filters):
-    query = _query(*bounds, **filters)
+    query = custom_query(*bounds, **filters)
     clauses = "".join(f" AND {name} = ?" for name, _ in query.filters)
     raw = rollup.execute(
         f"SELECT feature, TOTAL(count) FROM feature_uses WHERE ts >= ? AND ts < ?{clauses} GROUP BY feature",
@@ -186,7 +182,7 @@ SET_RANGES = [
 @pytest.mark.parametrize("bounds", SET_RANGES, ids=range(len(SET_RANGES)))
 def test_user_metrics_from_day_bitmaps_equal_the_day_rows_and_raw_events(rollup, bounds, filters):
     """The bitmaps answer exactly what the day tables answered (and, for team scopes, the raw events)."""
-    query = _query(*bounds, **filters)
+    query = custom_query(*bounds, **filters)
     sets = ActivitySource(rollup, query)
     assert sets.sets is not None
     rows = ActivitySource(rollup, query, sets=False)
@@ -203,13 +199,13 @@ def test_user_metrics_from_day_bitmaps_equal_the_day_rows_and_raw_events(rollup,
 
 
 def test_user_metrics_from_day_bitmaps_are_not_trivial(rollup):
-    query = _query(T0 + 2.3 * DAY, T0 + 19.71 * DAY)
+    query = custom_query(T0 + 2.3 * DAY, T0 + 19.71 * DAY)
     got = user_metrics(rollup, query, source=ActivitySource(rollup, query))
     assert got["active_users"] >= 9
     assert got["returning_users"] == got["active_users"]
     assert got["previous_active_users"] > 0
     assert len(got["daily_active_users"]) == 18
-    first = _query(T0 - 0.5 * DAY, T0 + 20 * DAY)
+    first = custom_query(T0 - 0.5 * DAY, T0 + 20 * DAY)
     got = user_metrics(rollup, first, source=ActivitySource(rollup, first))
     assert got["new_users"] == got["active_users"]
     cohort = got["retention_cohorts"][0]
@@ -220,7 +216,7 @@ def test_user_metrics_from_day_bitmaps_are_not_trivial(rollup):
 
 def test_day_bitmaps_of_every_window_equal_the_day_rows(rollup):
     for filters in ({}, {"team": "search"}):
-        query = _query(T0, END, **filters)
+        query = custom_query(T0, END, **filters)
         sets, rows = ActivitySource(rollup, query), ActivitySource(rollup, query, sets=False)
         for a in (T0, T0 + 0.5 * DAY, T0 + 6 * DAY, T0 + 26 * DAY + 12 * 3600):
             for length in (3600, 0.75 * DAY, DAY, 1.5 * DAY, 8 * DAY):

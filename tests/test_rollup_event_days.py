@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from recommender_traffic import custom_query
 
 from exporters.rollup import RollupWriter
 from nexus_otel.events import FeedbackEvent
@@ -136,7 +137,7 @@ def _clauses(filters: dict[str, str], alias: str = "", rated: bool = False) -> s
 @pytest.mark.parametrize("filters", FILTERS, ids=str)
 @pytest.mark.parametrize("bounds", RANGES, ids=range(len(RANGES)))
 def test_errors_by_type_equals_the_raw_failed_calls(path, bounds, filters):
-    query = Query(TimeRange(*bounds, "custom"), tuple(sorted(filters.items())))
+    query = custom_query(*bounds, **filters)
     got = {
         (r["provider"], r["error_type"]): r["errors"]
         for r in store_events.errors_by_type(Rollup(path), query)
@@ -158,7 +159,7 @@ def test_errors_by_type_equals_the_raw_failed_calls(path, bounds, filters):
 @pytest.mark.parametrize("filters", FILTERS, ids=str)
 @pytest.mark.parametrize("bounds", RANGES, ids=range(len(RANGES)))
 def test_feedback_by_equals_the_raw_feedback_with_the_rated_calls(path, bounds, filters, by):
-    query = Query(TimeRange(*bounds, "custom"), tuple(sorted(filters.items())))
+    query = custom_query(*bounds, **filters)
     got = store_events.feedback_by(Rollup(path), query, by)
     key = f"COALESCE(f.{by}, (SELECT c.{by} FROM model_calls c WHERE c.request_id = f.request_id))"
     want = {

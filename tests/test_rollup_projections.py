@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from recommender_traffic import custom_query
 
 from exporters.rollup import RollupWriter
 from exporters.rollup.projections import PROJECTION_WIDTHS, PROJECTIONS
@@ -130,7 +131,7 @@ def test_grouped_sums_from_a_projection_equal_the_raw_calls(path, bounds, by, fi
     tables = {s.table for s in source(*bounds, filters, columns=(*by, *sums)).segments}
     assert not tables & {"agg_hour", "agg_day"}, tables
     assert tables & {p.table(w) for p in PROJECTIONS for w in PROJECTION_WIDTHS}
-    query = Query(TimeRange(*bounds, "custom"), tuple(sorted(filters.items())))
+    query = custom_query(*bounds, **filters)
     got = {tuple(r[b] for b in by): r for r in grouped(Rollup(path), query, by, sums=sums)}
     want = _raw_grouped(path, bounds, by, filters, sums)
     assert got.keys() == want.keys()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from recommender_traffic import custom_query
 
 from exporters.rollup import RollupWriter, open_database
 from exporters.rollup.team_hours import TEAM_HOUR_SUMS
-from recommender.params import Query, TimeRange
 from recommender.store import events as store_events
 from recommender.store.reader import Rollup
 from recommender.store.source import source
@@ -77,7 +77,7 @@ RANGES = [
 @pytest.mark.parametrize("bounds", RANGES, ids=range(len(RANGES)))
 def test_hourly_request_series_from_team_hour_equals_the_raw_calls(path, bounds, filters):
     rollup = Rollup(path)
-    query = Query(TimeRange(*bounds, "custom"), tuple(sorted(filters.items())))
+    query = custom_query(*bounds, **filters)
     assert "team_hour" in {
         s.table for s in source(*bounds, filters, max_width=HOUR, columns=("requests",)).segments
     }
@@ -122,7 +122,7 @@ class _Recorder(Rollup):
 @pytest.mark.parametrize("filters", [{}, {"team": "search"}, {"team": "search", "project": "web"}], ids=str)
 def test_errors_by_type_reads_only_the_covering_index(path, filters):
     rollup = _Recorder(path)
-    query = Query(TimeRange(START, START + 2 * 86400, "custom"), tuple(sorted(filters.items())))
+    query = custom_query(START, START + 2 * 86400, **filters)
     got = store_events.errors_by_type(rollup, query)
     assert sum(r["errors"] for r in got) > 10
     (sql, params), *_ = rollup.statements
@@ -133,7 +133,7 @@ def test_errors_by_type_reads_only_the_covering_index(path, filters):
 @pytest.mark.parametrize("filters", [{}, {"team": "search"}], ids=str)
 def test_feedback_by_reads_only_the_covering_index(path, by, filters):
     rollup = _Recorder(path)
-    query = Query(TimeRange(START, START + 2 * 86400, "custom"), tuple(sorted(filters.items())))
+    query = custom_query(START, START + 2 * 86400, **filters)
     got = store_events.feedback_by(rollup, query, by)
     assert got or filters  # the seeded feedback names no team
     (sql, params), *_ = rollup.statements

@@ -230,10 +230,20 @@ MIGRATION_6_TABLES: tuple[str, ...] = ("team_hour", "user_ordinals", "active_use
 MIGRATION_6_INDEXES: tuple[str, ...] = ("idx_model_calls_errors", "idx_feedback_ts_covering")
 
 
+def drop_migration_9(db: object) -> None:
+    """Turn a migrated rollup's schema back into version 8's (the caller deletes the ``_migrations`` rows)."""
+    from exporters.rollup.user_ceilings import USER_CALLS_INDEX
+
+    db["user_cost_ceiling"].drop(ignore=True)  # type: ignore[index]
+    db.execute(f"DROP INDEX IF EXISTS {USER_CALLS_INDEX}")  # type: ignore[attr-defined]
+    db.execute("CREATE INDEX idx_model_calls_user_id_ts ON model_calls (user_id, ts)")  # type: ignore[attr-defined]
+
+
 def drop_migration_8(db: object) -> None:
     """Turn a migrated rollup's schema back into version 7's (the caller deletes the ``_migrations`` rows)."""
     from exporters.rollup.event_days import UNNAMED_FEEDBACK_INDEX
 
+    drop_migration_9(db)
     for table in ("error_day", "feedback_day"):
         db[table].drop(ignore=True)  # type: ignore[index]
     for index in (UNNAMED_FEEDBACK_INDEX, "idx_sessions_started"):
@@ -262,7 +272,7 @@ def drop_migration_6(db: object) -> None:
     db.execute("CREATE INDEX idx_feedback_ts ON feedback (ts)")  # type: ignore[attr-defined]
 
 
-_DROP_FROM = {6: drop_migration_6, 7: drop_migration_7, 8: drop_migration_8}
+_DROP_FROM = {6: drop_migration_6, 7: drop_migration_7, 8: drop_migration_8, 9: drop_migration_9}
 
 
 def redo_migrations_from(path: object, version: int) -> None:

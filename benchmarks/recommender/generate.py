@@ -552,6 +552,10 @@ def _merge(out: Path, part: Path) -> None:
         c.execute("INSERT INTO main.team_hour SELECT * FROM part.team_hour")
         for table in ("error_day", "feedback_day"):  # days do not span it either
             c.execute(f"INSERT INTO main.{table} SELECT * FROM part.{table}")
+        c.execute(  # a user's ceiling spans every day: add the part's
+            "INSERT INTO main.user_cost_ceiling SELECT * FROM part.user_cost_ceiling WHERE true "
+            "ON CONFLICT (team, project, user_id) DO UPDATE SET ceiling_usd = ceiling_usd + excluded.ceiling_usd"
+        )
         _merge_projections(c)
         _merge_call_bands(c, feedback_offset)
         # each part numbered its own users from 0: number the merged file's users again, from the

@@ -27,6 +27,7 @@ from .event_days import backfill_event_days, create_event_day_tables
 from .projections import backfill_projections, create_projection_tables
 from .schema import AGG_DIMENSIONS, AGG_TABLES, agg_columns
 from .team_hours import backfill_team_hours, create_team_hour_table
+from .user_ceilings import backfill_user_ceilings, create_user_ceiling_table
 from .user_sets import backfill_user_sets, create_user_set_tables
 
 __all__ = ["MIGRATIONS", "Migration", "applied_migrations", "migrate", "schema_version"]
@@ -329,6 +330,15 @@ def _event_days(db: sqlite_utils.Database) -> None:
     db.execute(SESSIONS_INDEX_SQL)
 
 
+def _user_ceilings(db: sqlite_utils.Database) -> None:
+    """Migration 9: a cost ceiling per (team, project, user); the user-call index covers the cost.
+
+    Filled from ``user_team_day`` and the raw calls at or below the fold mark; the next fold adds the rest.
+    """
+    create_user_ceiling_table(db)
+    backfill_user_ceilings(db.conn, calls_upto=fold_marks(db.conn).calls)
+
+
 #: Every migration, in version order.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
@@ -355,6 +365,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "error_day, feedback_day: failed calls by type and feedback by model per day; "
         "covering index for sessions started",
         _event_days,
+    ),
+    Migration(
+        9,
+        "user_cost_ceiling: the most a user can have cost in any range; "
+        "(user_id, ts, cost_usd, team, project) index on model_calls",
+        _user_ceilings,
     ),
 )
 

@@ -27,7 +27,7 @@ _OTHER_TABLES = (
     "feedback_day",
 )
 #: Tables without a time: rows counted, no time range.
-_UNTIMED_TABLES = ("user_ordinals",)
+_UNTIMED_TABLES = ("user_ordinals", "user_cost_ceiling")
 #: Tables keyed by a ``bucket_start`` (Unix seconds) like the aggregates.
 _BUCKET_TABLES = (*AGG_TABLES, "team_hour", *projection_tables())
 

@@ -2,7 +2,7 @@
 
 The minute/hour/day aggregates, ``user_day`` and the other per-day and per-hour
 tables folded from the raw rows (``user_team_day``, ``feature_use_day``, the call
-bands, ``team_hour``, the projections, ``error_day``, ``feedback_day``) are what
+bands, ``team_hour``, the projections, ``error_day``, ``feedback_day``, ``user_cost_ceiling``) are what
 long-range queries read, so they are kept. A raw row the aggregates do not hold yet
 (above the fold marks: the writer's deferred fold) is kept until it is folded, and feedback waiting for a call
 (``call_band_pending``) goes with its feedback row. Deleting happens in one

@@ -11,10 +11,10 @@ from nexus_otel import clock
 
 from ..auth import Principal
 from ..params import Query, TimeRange, iso_utc
-from ..store.events import whole_days_and_edges
 from ..store.reader import Rollup
+from ..store.spenders import costliest_users
 from ..store.totals import COST_SUMS, grouped, regroup, series, total
-from ..store.users import activity_table, day_of
+from ..store.users import day_of
 from .forecast import DAY, FIT_DAYS, DailyModel, fit_daily, forecast_total, horizon_bounds
 
 __all__ = [
@@ -81,35 +81,8 @@ def cost_breakdown(
 
 
 def top_users(rollup: Rollup, query: Query, limit: int = 20) -> list[dict[str, object]]:
-    """The costliest users in the range.
-
-    Whole UTC days come from ``user_day`` (no filter but the user) or ``user_team_day``
-    (team, project and user filters), only the partial days at the edges from raw calls;
-    under any other filter everything comes from raw calls (the aggregates carry no user).
-    """
-    table = activity_table(query.filter_map)
-    parts, params = whole_days_and_edges(
-        query,
-        day_select=(
-            None
-            if table is None
-            else f"SELECT user_id, cost_usd, requests FROM {table} "
-            "WHERE requests > 0 AND day >= ? AND day < ?"
-        ),
-        day_filters=sorted(query.filter_map.items()),
-        raw_table="model_calls",
-        raw_select=(
-            "SELECT user_id, cost_usd, 1 AS requests FROM model_calls WHERE {where} AND user_id IS NOT NULL"
-        ),
-    )
-    if not parts:
-        return []
-    return rollup.rows(
-        "SELECT user_id, TOTAL(cost_usd) AS cost_usd, SUM(requests) AS requests "
-        f"FROM ({' UNION ALL '.join(parts)}) "
-        "GROUP BY user_id ORDER BY cost_usd DESC, user_id LIMIT ?",
-        [*params, limit],
-    )
+    """The costliest users in the range (see :mod:`recommender.store.spenders`)."""
+    return costliest_users(rollup, query, limit=limit)
 
 
 def router_savings(rollup: Rollup, query: Query, cube: CostCube | None = None) -> dict[str, object]:

@@ -76,6 +76,7 @@ def whole_days_and_edges(
     raw_table: str,
     raw_select: str,
     alias: str = "",
+    restrict: tuple[str, list[object]] = ("", []),
 ) -> tuple[list[str], list[object]]:
     """SELECTs (and their parameters) to UNION ALL over the query's range: whole UTC days from a
     day table, only the partial days at the edges from raw rows.
@@ -83,22 +84,26 @@ def whole_days_and_edges(
     ``day_select`` ends in ``WHERE day >= ? AND day < ?`` (``None``: the day table cannot answer
     this query, so raw rows cover the whole range); ``day_filters`` are ANDed to it.
     ``raw_select`` has a ``{where}`` slot for :func:`where` on ``raw_table`` (its rows named ``alias``).
+    ``restrict`` is a condition and its parameters ANDed to every SELECT (SQLite does not push a
+    condition on the union down into it).
     """
+    condition, condition_params = restrict
     start, end = query.range.start, query.range.end
     first_day, last_day = whole_days(query)
     parts: list[str] = []
     params: list[object] = []
     if day_select is not None and first_day < last_day:
-        parts.append(day_select + "".join(f" AND {name} = ?" for name, _ in day_filters))
+        parts.append(day_select + "".join(f" AND {name} = ?" for name, _ in day_filters) + condition)
         params += [day_of(first_day), day_of(last_day), *(value for _, value in day_filters)]
+        params += condition_params
         edges = [(start, first_day), (last_day, end)]
     else:
         edges = [(start, end)]
     for a, b in edges:
         if b > a:
             sql, edge_params, _ = where(raw_table, query, start=a, end=b, alias=alias)
-            parts.append(raw_select.format(where=sql))
-            params += edge_params
+            parts.append(raw_select.format(where=sql) + condition)
+            params += [*edge_params, *condition_params]
     return parts, params
 
 

@@ -59,6 +59,20 @@ class Rollup:
         return [dict(row) for row in self.execute(sql, params)]
 
     @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """This thread's reads inside see one state of the file (a read transaction), however
+        many statements they take; nested, the outer snapshot holds."""
+        conn = self.connection()
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
+
+    @contextlib.contextmanager
     def writer(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``) on a short-lived connection."""
         self.ensure_schema()

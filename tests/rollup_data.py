@@ -23,6 +23,8 @@ __all__ = [
     "drop_migration_6",
     "drop_migration_7",
     "drop_migration_8",
+    "drop_migration_9",
+    "drop_migration_10",
     "model_call",
     "redo_migrations_from",
     "reference_aggregates",
@@ -230,13 +232,18 @@ MIGRATION_6_TABLES: tuple[str, ...] = ("team_hour", "user_ordinals", "active_use
 MIGRATION_6_INDEXES: tuple[str, ...] = ("idx_model_calls_errors", "idx_feedback_ts_covering")
 
 
+def drop_migration_10(db: object) -> None:
+    """Turn a migrated rollup's schema back into version 9's (the caller deletes the ``_migrations`` rows)."""
+    db["call_band_hour"].drop(ignore=True)  # type: ignore[index]
+
+
 def drop_migration_9(db: object) -> None:
     """Turn a migrated rollup's schema back into version 8's (the caller deletes the ``_migrations`` rows)."""
-    from exporters.rollup.user_ceilings import USER_CALLS_INDEX
+    from exporters.rollup.user_ceilings import NEGATIVE_COST_INDEX
 
+    drop_migration_10(db)
     db["user_cost_ceiling"].drop(ignore=True)  # type: ignore[index]
-    db.execute(f"DROP INDEX IF EXISTS {USER_CALLS_INDEX}")  # type: ignore[attr-defined]
-    db.execute("CREATE INDEX idx_model_calls_user_id_ts ON model_calls (user_id, ts)")  # type: ignore[attr-defined]
+    db.execute(f"DROP INDEX IF EXISTS {NEGATIVE_COST_INDEX}")  # type: ignore[attr-defined]
 
 
 def drop_migration_8(db: object) -> None:
@@ -272,7 +279,13 @@ def drop_migration_6(db: object) -> None:
     db.execute("CREATE INDEX idx_feedback_ts ON feedback (ts)")  # type: ignore[attr-defined]
 
 
-_DROP_FROM = {6: drop_migration_6, 7: drop_migration_7, 8: drop_migration_8, 9: drop_migration_9}
+_DROP_FROM = {
+    6: drop_migration_6,
+    7: drop_migration_7,
+    8: drop_migration_8,
+    9: drop_migration_9,
+    10: drop_migration_10,
+}
 
 
 def redo_migrations_from(path: object, version: int) -> None:

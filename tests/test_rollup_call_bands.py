@@ -1,4 +1,4 @@
-"""Migration 4's ``call_band_day``: calls and their feedback by band, folded per batch and backfilled."""
+"""The call band tables (migrations 4 and 10): calls and their feedback by band, folded per batch and backfilled."""
 
 from __future__ import annotations
 
@@ -16,8 +16,17 @@ from exporters.rollup.bands import (
     confidence_band,
     stage_band,
 )
+from exporters.rollup.rows import prepare_rows
 from nexus_otel.events import FeedbackEvent, ModelCallEvent
-from tests.rollup_data import drop_migration_6, model_call, query_rows, seeded_events, utc
+from tests.rollup_data import (
+    copy_rollup,
+    drop_migration_6,
+    model_call,
+    query_rows,
+    redo_migrations_from,
+    seeded_events,
+    utc,
+)
 
 START = utc("2026-02-04T20:00:00")  # Wednesday: the two days cross a week boundary (Thursday 00:00 UTC)
 WEEK = 7 * 86400
@@ -32,11 +41,11 @@ def _table(path, table: str = "call_band_day") -> dict[tuple, tuple]:
     return {r[:8]: r[8:] for r in query_rows(path, f"SELECT {COLUMNS} FROM {table}")}
 
 
-def _by_week(days: dict[tuple, tuple]) -> dict[tuple, list]:
-    """Day rows added up per epoch-aligned week, as call_band_week should hold them."""
+def _by_week(rows: dict[tuple, tuple], width: int = WEEK) -> dict[tuple, list]:
+    """Rows added up per epoch-aligned week (or ``width``), as call_band_week should hold them."""
     out: dict[tuple, list] = {}
-    for (day, *key), row in days.items():
-        k = (day // WEEK * WEEK, *key)
+    for (start, *key), row in rows.items():
+        k = (start // width * width, *key)
         acc = out.get(k)
         if acc is None:
             out[k] = list(row)
@@ -49,8 +58,8 @@ def _by_week(days: dict[tuple, tuple]) -> dict[tuple, list]:
     return out
 
 
-def _reference(events) -> dict[tuple, list]:
-    """call_band_day computed in Python from the events (what bands.py documents)."""
+def _reference(events, width: int = 86400) -> dict[tuple, list]:
+    """call_band_day (or the table of ``width``) computed in Python from the events (what bands.py documents)."""
     calls = {e.request_id: e for e in events if isinstance(e, ModelCallEvent)}
     out: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0, 0.0, 0, 0.0, None, 0, 0, 0.0])
 
@@ -64,9 +73,9 @@ def _reference(events) -> dict[tuple, list]:
             band = confidence_band(c.router_confidence)
         else:
             band = OUT_OF_RANGE_BAND
-        day = int(c.timestamp) // 86400 * 86400
+        bucket = int(c.timestamp) // width * width
         routed_from = (c.routed_from or "") if routed else ""
-        return (day, c.team or "", c.feature, c.model, c.provider, routed, routed_from, band)
+        return (bucket, c.team or "", c.feature, c.model, c.provider, routed, routed_from, band)
 
     for c in calls.values():
         k = key(c)
@@ -155,6 +164,10 @@ def test_call_band_day_equals_the_calls_and_their_feedback(tmp_path):
     _assert_equal(got, _reference(events))
     weeks = _table(path, "call_band_week")
     _assert_equal(weeks, _by_week(got))
+    hours = _table(path, "call_band_hour")
+    _assert_equal(hours, _reference(events, 3600))
+    assert len({k[0] for k in hours}) > 40
+    _assert_equal(got, _by_week(hours, 86400))
     assert len({k[0] for k in weeks}) == 2
     assert any(k[7] == OUT_OF_RANGE_BAND for k in got)
     assert sum(r[8] for r in got.values()) > 200  # plenty of feedback was folded
@@ -187,3 +200,25 @@ def test_migration_4_backfills_what_the_fold_writes(tmp_path):
     _assert_equal(_table(path), {k: list(v) for k, v in folded.items()})
     _assert_equal(_table(path, "call_band_week"), {k: list(v) for k, v in folded_weeks.items()})
     assert query_rows(path, "SELECT request_id FROM call_band_pending") == [("never-recorded",)]
+
+
+def test_migration_10_backfills_the_hours_the_folds_counted(tmp_path):
+    """Upgrading while the writer's newest rows wait for their fold: the backfill takes the rows at
+    or below the fold marks, the next fold the rest, and every (feedback, call) pair counts once."""
+    events = _events()
+    path = tmp_path / "rollup.db"
+    writer = RollupWriter(path, retention_days=None, fold_interval_s=3600, fold_rows=10**6)
+    cut = len(events) - 300
+    for i in range(0, cut, 97):
+        writer.write(events[i : min(i + 97, cut)])
+    writer.write_rows(prepare_rows(events[cut:]), defer_fold=True)  # feedback and calls, unfolded
+    copy = tmp_path / "copy.db"
+    copy_rollup(path, copy)
+    writer.close()
+    marks = query_rows(copy, "SELECT last_id FROM fold_marks WHERE source = 'model_calls'")[0][0]
+    assert marks < query_rows(copy, "SELECT MAX(id) FROM model_calls")[0][0]
+    redo_migrations_from(copy, 10)
+    RollupWriter(copy, retention_days=None).close()  # folds what the marks left
+    want = _reference(events, 3600)
+    _assert_equal(_table(copy, "call_band_hour"), want)
+    _assert_equal(_table(path, "call_band_hour"), want)

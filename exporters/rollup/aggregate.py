@@ -271,7 +271,7 @@ def fold_new_rows(
         fold_team_hours(conn, _STAGE)
         fold_projections(conn, _STAGE)
         conn.execute(_STAGE_CLEAR)
-        fold_user_ceilings(conn, calls_after=calls_after)
+        fold_user_ceilings(conn, activity, calls_after=calls_after)
     fold_user_activity(conn, activity)
     fold_user_sets(conn, activity)
     if new_uses:

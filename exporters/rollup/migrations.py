@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 import sqlite_utils
 
 from .aggregate import RowMarks, backfill_team_activity, fold_marks, max_row_ids, set_fold_marks
-from .bands import backfill_call_bands, create_call_band_tables
+from .bands import backfill_band_hours, backfill_call_bands, create_call_band_tables
 from .connection import immediate_transaction
 from .event_days import backfill_event_days, create_event_day_tables
 from .projections import backfill_projections, create_projection_tables
@@ -339,6 +339,13 @@ def _user_ceilings(db: sqlite_utils.Database) -> None:
     backfill_user_ceilings(db.conn, calls_upto=fold_marks(db.conn).calls)
 
 
+def _band_hours(db: sqlite_utils.Database) -> None:
+    """Migration 10: the call bands per hour, filled from the raw rows at or below the fold marks."""
+    create_call_band_tables(db, ["call_band_hour"])
+    marks = fold_marks(db.conn)
+    backfill_band_hours(db.conn, calls_upto=marks.calls, feedback_upto=marks.feedback)
+
+
 #: Every migration, in version order.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
@@ -369,8 +376,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         9,
         "user_cost_ceiling: the most a user can have cost in any range; "
-        "(user_id, ts, cost_usd, team, project) index on model_calls",
+        "index of negative-cost calls",
         _user_ceilings,
+    ),
+    Migration(
+        10, "call_band_hour: calls and feedback by prompt-size and confidence band per hour", _band_hours
     ),
 )
 

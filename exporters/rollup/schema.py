@@ -115,8 +115,8 @@ bound is one of the GenAI duration buckets; calls above the last bound are
 ``user_cost_ceiling``
     Primary key ``(team, project, user_id)`` (``WITHOUT ROWID``): ``ceiling_usd``, the sum of
     the positive parts of the user's call costs, which no time range of theirs exceeds. See
-    :mod:`exporters.rollup.user_ceilings`. Added by migration 9, which also replaces the
-    ``(user_id, ts)`` index of ``model_calls`` by ``(user_id, ts, cost_usd, team, project)``.
+    :mod:`exporters.rollup.user_ceilings`. Added by migration 9, with a partial index of the
+    calls whose cost is negative.
 
 Bookkeeping
 -----------

@@ -239,11 +239,13 @@ def drop_migration_10(db: object) -> None:
 
 def drop_migration_9(db: object) -> None:
     """Turn a migrated rollup's schema back into version 8's (the caller deletes the ``_migrations`` rows)."""
-    from exporters.rollup.user_ceilings import NEGATIVE_COST_INDEX
+    from exporters.rollup.user_ceilings import CALLS_BY_TIME_INDEX, NEGATIVE_COST_INDEX
 
     drop_migration_10(db)
     db["user_cost_ceiling"].drop(ignore=True)  # type: ignore[index]
     db.execute(f"DROP INDEX IF EXISTS {NEGATIVE_COST_INDEX}")  # type: ignore[attr-defined]
+    db.execute(f"DROP INDEX IF EXISTS {CALLS_BY_TIME_INDEX}")  # type: ignore[attr-defined]
+    db.execute("CREATE INDEX idx_model_calls_ts ON model_calls (ts)")  # type: ignore[attr-defined]
 
 
 def drop_migration_8(db: object) -> None:

@@ -67,6 +67,12 @@ def _calls(seed: int, count: int, *, start: float = START, days: float = DAYS, p
     return out
 
 
+@pytest.fixture(autouse=True)
+def _ceilings_from_one_whole_day(monkeypatch):
+    """This traffic spans 6 days; the ceilings are used from 1 whole day on (10 by default)."""
+    monkeypatch.setattr(spenders, "MIN_WHOLE_DAYS", 1)
+
+
 @pytest.fixture(scope="module")
 def path(tmp_path_factory):
     path = tmp_path_factory.mktemp("ceilings") / "rollup.db"
@@ -158,22 +164,34 @@ def test_a_long_range_is_proven_by_its_first_candidates(path):
     assert [r[0] for r in _listed(got)] == [r[0] for r in _reference(path, RANGES[0], {}, 5)]
 
 
+def test_a_range_of_few_whole_days_sums_every_user(path, monkeypatch):
+    monkeypatch.setattr(spenders, "MIN_WHOLE_DAYS", 10)
+    rollup = _Counting(path)
+    got = spenders.costliest_users(rollup, custom_query(*RANGES[0]), limit=5)
+    assert rollup.passes == [None]
+    assert [r[0] for r in _listed(got)] == [r[0] for r in _reference(path, RANGES[0], {}, 5)]
+
+
+#: One whole day: the first 40 candidates do not prove the top 20 here
+ONE_DAY = (utc("2026-03-03T00:00:00"), utc("2026-03-04T00:00:00"))
+
+
 def test_a_short_range_sums_the_users_whose_ceiling_reaches_the_first_list(path):
     rollup = _Counting(path)
-    got = spenders.costliest_users(rollup, custom_query(*RANGES[3]), limit=20)
+    got = spenders.costliest_users(rollup, custom_query(*ONE_DAY), limit=20)
     first, second = rollup.passes
     assert first == 40
     assert second is not None
     assert second > 40
-    assert [r[0] for r in _listed(got)] == [r[0] for r in _reference(path, RANGES[3], {}, 20)]
+    assert [r[0] for r in _listed(got)] == [r[0] for r in _reference(path, ONE_DAY, {}, 20)]
 
 
 def test_past_the_candidate_cap_every_user_is_summed(path, monkeypatch):
     monkeypatch.setattr(spenders, "MAX_CANDIDATES", 41)
     rollup = _Counting(path)
-    got = spenders.costliest_users(rollup, custom_query(*RANGES[3]), limit=20)
+    got = spenders.costliest_users(rollup, custom_query(*ONE_DAY), limit=20)
     assert rollup.passes == [40, None]
-    assert [r[0] for r in _listed(got)] == [r[0] for r in _reference(path, RANGES[3], {}, 20)]
+    assert [r[0] for r in _listed(got)] == [r[0] for r in _reference(path, ONE_DAY, {}, 20)]
 
 
 def test_calls_the_writer_has_not_folded_yet_count(tmp_path):

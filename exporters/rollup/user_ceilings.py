@@ -31,12 +31,15 @@ from typing import Any, Final
 import sqlite_utils
 
 __all__ = [
+    "CALLS_BY_TIME_INDEX",
     "NEGATIVE_COST_INDEX",
     "backfill_user_ceilings",
     "create_user_ceiling_table",
     "fold_user_ceilings",
 ]
 
+#: (ts, user_id, cost_usd) on ``model_calls``: replaces migration 1's (ts).
+CALLS_BY_TIME_INDEX: Final = "idx_model_calls_ts_user_cost"
 #: The calls with a negative cost, by row id (a partial index: almost always empty).
 NEGATIVE_COST_INDEX: Final = "idx_model_calls_negative_cost"
 
@@ -73,6 +76,8 @@ def create_user_ceiling_table(db: sqlite_utils.Database) -> None:
         "ceiling_usd REAL NOT NULL, PRIMARY KEY (team, project, user_id)) WITHOUT ROWID"
     )
     db.execute(f"CREATE INDEX {NEGATIVE_COST_INDEX} ON model_calls (id) WHERE cost_usd < 0")
+    db.execute("DROP INDEX IF EXISTS idx_model_calls_ts")
+    db.execute(f"CREATE INDEX {CALLS_BY_TIME_INDEX} ON model_calls (ts, user_id, cost_usd)")
 
 
 def fold_user_ceilings(

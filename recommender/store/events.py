@@ -9,6 +9,7 @@ filters (team, user) exist in every table, so a scoped key never sees more.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from ..params import Query
 from .reader import Rollup
@@ -16,6 +17,7 @@ from .users import DAY, day_of
 
 __all__ = [
     "COLUMNS",
+    "Restriction",
     "errors_by_type",
     "feature_uses_by_feature",
     "feedback_by",
@@ -68,6 +70,16 @@ def whole_days(query: Query) -> tuple[float, float]:
     return math.ceil(query.range.start / DAY) * DAY, math.floor(query.range.end / DAY) * DAY
 
 
+@dataclass(frozen=True, slots=True)
+class Restriction:
+    """A condition for :func:`whole_days_and_edges` to AND to its day and raw SELECTs (the same
+    test, written for each table's indexes), and its parameters."""
+
+    days: str = ""
+    raw: str = ""
+    params: tuple[object, ...] = ()
+
+
 def whole_days_and_edges(
     query: Query,
     *,
@@ -76,7 +88,7 @@ def whole_days_and_edges(
     raw_table: str,
     raw_select: str,
     alias: str = "",
-    restrict: tuple[str, list[object]] = ("", []),
+    restrict: Restriction | None = None,
 ) -> tuple[list[str], list[object]]:
     """SELECTs (and their parameters) to UNION ALL over the query's range: whole UTC days from a
     day table, only the partial days at the edges from raw rows.
@@ -84,26 +96,25 @@ def whole_days_and_edges(
     ``day_select`` ends in ``WHERE day >= ? AND day < ?`` (``None``: the day table cannot answer
     this query, so raw rows cover the whole range); ``day_filters`` are ANDed to it.
     ``raw_select`` has a ``{where}`` slot for :func:`where` on ``raw_table`` (its rows named ``alias``).
-    ``restrict`` is a condition and its parameters ANDed to every SELECT (SQLite does not push a
-    condition on the union down into it).
+    ``restrict`` is ANDed to every SELECT (SQLite does not push a condition on the union down into it).
     """
-    condition, condition_params = restrict
+    restrict = restrict or Restriction()
     start, end = query.range.start, query.range.end
     first_day, last_day = whole_days(query)
     parts: list[str] = []
     params: list[object] = []
     if day_select is not None and first_day < last_day:
-        parts.append(day_select + "".join(f" AND {name} = ?" for name, _ in day_filters) + condition)
+        parts.append(day_select + "".join(f" AND {name} = ?" for name, _ in day_filters) + restrict.days)
         params += [day_of(first_day), day_of(last_day), *(value for _, value in day_filters)]
-        params += condition_params
+        params += restrict.params
         edges = [(start, first_day), (last_day, end)]
     else:
         edges = [(start, end)]
     for a, b in edges:
         if b > a:
             sql, edge_params, _ = where(raw_table, query, start=a, end=b, alias=alias)
-            parts.append(raw_select.format(where=sql) + condition)
-            params += [*edge_params, *condition_params]
+            parts.append(raw_select.format(where=sql) + restrict.raw)
+            params += [*edge_params, *restrict.params]
     return parts, params
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "drop_migration_8",
     "drop_migration_9",
     "drop_migration_10",
+    "drop_migration_11",
     "model_call",
     "redo_migrations_from",
     "reference_aggregates",
@@ -232,8 +233,14 @@ MIGRATION_6_TABLES: tuple[str, ...] = ("team_hour", "user_ordinals", "active_use
 MIGRATION_6_INDEXES: tuple[str, ...] = ("idx_model_calls_errors", "idx_feedback_ts_covering")
 
 
+def drop_migration_11(db: object) -> None:
+    """Turn a migrated rollup's schema back into version 10's (the caller deletes the ``_migrations`` rows)."""
+    db["feature_users_week"].drop(ignore=True)  # type: ignore[index]
+
+
 def drop_migration_10(db: object) -> None:
     """Turn a migrated rollup's schema back into version 9's (the caller deletes the ``_migrations`` rows)."""
+    drop_migration_11(db)
     db["call_band_hour"].drop(ignore=True)  # type: ignore[index]
 
 
@@ -287,6 +294,7 @@ _DROP_FROM = {
     8: drop_migration_8,
     9: drop_migration_9,
     10: drop_migration_10,
+    11: drop_migration_11,
 }
 
 

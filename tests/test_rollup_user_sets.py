@@ -1,13 +1,23 @@
-"""Migration 6's per-day user bitmaps: folded per batch (both fold paths), backfilled, decoded to raw users."""
+"""Migration 6's per-day user bitmaps and migration 11's per-week feature bitmaps: folded per batch
+(both fold paths), backfilled, decoded to raw users."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
 from exporters.rollup import RollupWriter, migrate, open_database
-from exporters.rollup.user_sets import bitmap_bytes, bitmap_int
+from exporters.rollup.user_sets import bitmap_bytes, bitmap_int, week_of
 from nexus_otel.events import FeatureUseEvent
-from tests.rollup_data import drop_migration_6, model_call, query_rows, redo_migration_6, seeded_events, utc
+from tests.rollup_data import (
+    copy_rollup,
+    drop_migration_6,
+    model_call,
+    query_rows,
+    redo_migration_6,
+    redo_migrations_from,
+    seeded_events,
+    utc,
+)
 
 START = utc("2026-01-30T20:00:00")
 
@@ -156,3 +166,30 @@ def test_prune_keeps_the_bitmaps(tmp_path):
         ("u", 0),
         ("v", 1),
     ]
+
+
+def _week_bitmaps(path) -> dict[tuple, int]:
+    return {tuple(k): bitmap_int(b) for *k, b in query_rows(path, "SELECT * FROM feature_users_week")}
+
+
+def test_week_bitmaps_are_the_or_of_their_days_folded_or_backfilled(tmp_path):
+    # Tuesday to Friday of the next week: three epoch-aligned weeks (they start on Thursdays)
+    events = seeded_events(seed=19, start=utc("2026-02-03T20:00:00"), days=10, calls=1500)
+    path = tmp_path / "rollup.db"
+    _write(path, events)
+    want: dict[tuple, int] = defaultdict(int)
+    for day, team, project, feature, blob in query_rows(path, "SELECT * FROM feature_users_day"):
+        want[(week_of(day), team, project, feature)] |= bitmap_int(blob)
+    assert _week_bitmaps(path) == want
+    assert sorted({k[0] for k in want}) == ["2026-01-29", "2026-02-05", "2026-02-12"]
+    copy = tmp_path / "copy.db"
+    copy_rollup(path, copy)
+    redo_migrations_from(copy, 11)
+    assert _week_bitmaps(copy) == want
+
+
+def test_week_of_is_the_epoch_aligned_thursday():
+    assert week_of("1970-01-01") == "1970-01-01"
+    assert week_of("2026-02-04") == "2026-01-29"
+    assert week_of("2026-02-05") == "2026-02-05"
+    assert week_of("2026-02-11") == "2026-02-05"

@@ -28,7 +28,12 @@ from .projections import backfill_projections, create_projection_tables
 from .schema import AGG_DIMENSIONS, AGG_TABLES, agg_columns
 from .team_hours import backfill_team_hours, create_team_hour_table
 from .user_ceilings import backfill_user_ceilings, create_user_ceiling_table
-from .user_sets import backfill_user_sets, create_user_set_tables
+from .user_sets import (
+    backfill_feature_weeks,
+    backfill_user_sets,
+    create_feature_week_table,
+    create_user_set_tables,
+)
 
 __all__ = ["MIGRATIONS", "Migration", "applied_migrations", "migrate", "schema_version"]
 
@@ -346,6 +351,12 @@ def _band_hours(db: sqlite_utils.Database) -> None:
     backfill_band_hours(db.conn, calls_upto=marks.calls, feedback_upto=marks.feedback)
 
 
+def _feature_weeks(db: sqlite_utils.Database) -> None:
+    """Migration 11: users per feature per week as bitmaps, the OR of the day bitmaps."""
+    create_feature_week_table(db)
+    backfill_feature_weeks(db.conn)
+
+
 #: Every migration, in version order.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
@@ -382,6 +393,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         10, "call_band_hour: calls and feedback by prompt-size and confidence band per hour", _band_hours
     ),
+    Migration(11, "feature_users_week: users per feature per week as bitmaps", _feature_weeks),
 )
 
 

@@ -85,14 +85,14 @@ bound is one of the GenAI duration buckets; calls above the last bound are
     Primary key ``(day, team, project, feature)``; ``uses``: the sum of the
     feature-use counts of that day (with or without a user; uses without a
     feature do not appear). Added by migration 3.
-``call_band_day``, ``call_band_week``
+``call_band_hour``, ``call_band_day``, ``call_band_week``
     Primary key ``(bucket_start, team, feature, model, provider, routed, routed_from,
-    band)`` (``WITHOUT ROWID``; day and epoch-aligned 7-day buckets): calls with a feature,
+    band)`` (``WITHOUT ROWID``; hour, day and epoch-aligned 7-day buckets): calls with a feature,
     unrouted by prompt-size band (``input_tokens <= 2000``) and routed by 0.1-wide
     router-confidence band, with ``calls``, tokens, cost, ``priced``, baseline cost,
     ``min_confidence`` and the feedback on them (``feedback``, ``scored``,
     ``score_sum``). ``call_band_pending`` holds feedback whose call has not arrived. See
-    :mod:`exporters.rollup.bands`. Added by migration 4.
+    :mod:`exporters.rollup.bands`. Added by migration 4 (the hour table by migration 10).
 
 ``user_ordinals``, ``active_users_day``, ``feature_users_day``
     A dense integer per user, and per (day, team, project[, feature]) the users active
@@ -116,7 +116,8 @@ bound is one of the GenAI duration buckets; calls above the last bound are
     Primary key ``(team, project, user_id)`` (``WITHOUT ROWID``): ``ceiling_usd``, the sum of
     the positive parts of the user's call costs, which no time range of theirs exceeds. See
     :mod:`exporters.rollup.user_ceilings`. Added by migration 9, with a partial index of the
-    calls whose cost is negative.
+    calls whose cost is negative; migration 9 also widens ``model_calls``' ``(ts)`` index to
+    ``(ts, user_id, cost_usd)``.
 
 Bookkeeping
 -----------

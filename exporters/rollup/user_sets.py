@@ -23,6 +23,10 @@ Tables (migration 6; aggregates, kept forever like ``user_team_day``):
 ``feature_users_day``
     Primary key ``(day, team, project, feature)``, ``bitmap``: the same for the users who
     touched that feature (by a call or a feature use), as ``user_team_day_features``.
+``feature_users_week`` (migration 11)
+    The same per epoch-aligned 7-day week (``week``: its first day, a Thursday, as the other
+    week tables align): the OR of its days. Users per feature over 90 days read ~16k day
+    bitmaps at 10M events (20k users: 2.5 kB each, 0.1 s); whole weeks read a seventh of them.
 
 The fold (:func:`fold_user_sets`) takes the same activity stage rows as ``user_fold``; it
 reads back the stored bitmaps of the days a batch touches (one or two days: a few dozen
@@ -38,21 +42,27 @@ key instead of by day (the first version) cost about 4.1 and 9.6 µs in a quick 
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import date
 from typing import Any, Final
 
 import sqlite_utils
 
 __all__ = [
+    "FEATURE_WEEK_TABLE",
     "USER_SET_TABLES",
+    "backfill_feature_weeks",
     "backfill_user_sets",
     "bitmap_bytes",
     "bitmap_int",
+    "create_feature_week_table",
     "create_user_set_tables",
     "fold_user_sets",
     "user_ordinals",
+    "week_of",
 ]
 
 #: The tables of this module, in the order they are created.
@@ -60,6 +70,16 @@ USER_SET_TABLES: Final = ("user_ordinals", "active_users_day", "feature_users_da
 
 _ACTIVE_KEY: Final = ("day", "team", "project")
 _FEATURE_KEY: Final = ("day", "team", "project", "feature")
+FEATURE_WEEK_TABLE: Final = "feature_users_week"
+_FEATURE_WEEK_KEY: Final = ("week", "team", "project", "feature")
+_EPOCH: Final = date(1970, 1, 1).toordinal()
+
+
+@functools.lru_cache(maxsize=4096)
+def week_of(day: str) -> str:
+    """The first day (``YYYY-MM-DD``) of the epoch-aligned 7-day week holding ``day``."""
+    n = date.fromisoformat(day).toordinal() - _EPOCH
+    return date.fromordinal(_EPOCH + n - n % 7).isoformat()
 
 
 def bitmap_int(blob: bytes | None) -> int:
@@ -83,6 +103,15 @@ def create_user_set_tables(db: sqlite_utils.Database) -> None:
         "CREATE TABLE feature_users_day (day TEXT NOT NULL, team TEXT NOT NULL, project TEXT NOT NULL, "
         "feature TEXT NOT NULL, bitmap BLOB NOT NULL, PRIMARY KEY (day, team, project, feature)) "
         "WITHOUT ROWID"
+    )
+
+
+def create_feature_week_table(db: sqlite_utils.Database) -> None:
+    """Create ``feature_users_week`` (migration 11)."""
+    db.execute(
+        f"CREATE TABLE {FEATURE_WEEK_TABLE} (week TEXT NOT NULL, team TEXT NOT NULL, project TEXT NOT NULL, "
+        "feature TEXT NOT NULL, bitmap BLOB NOT NULL, "
+        "PRIMARY KEY (week, team, project, feature)) WITHOUT ROWID"
     )
 
 
@@ -123,8 +152,8 @@ def _merge_into(
 ) -> None:
     """OR each key's new bits into its stored bitmap.
 
-    The stored bitmaps are read back by day, one statement for all the batch's days (a batch
-    touches one or two days: a few dozen to a few hundred rows), not one per key: per-key
+    The stored bitmaps are read back by day (or week), one statement for all the batch's days (a
+    batch touches one or two days: a few dozen to a few hundred rows), not one per key: per-key
     reads made this slower than an upsert calling a registered OR function.
     """
     days = sorted({k[0] for k in sets})
@@ -133,7 +162,8 @@ def _merge_into(
     for i in range(0, len(days), 500):  # bound the statement's parameters
         chunk = days[i : i + 500]
         marks = ", ".join("?" * len(chunk))
-        for *k, blob in conn.execute(f"SELECT {columns}, bitmap FROM {table} WHERE day IN ({marks})", chunk):
+        sql = f"SELECT {columns}, bitmap FROM {table} WHERE {key[0]} IN ({marks})"
+        for *k, blob in conn.execute(sql, chunk):
             stored[tuple(k)] = blob
     rows = [(*k, bitmap_bytes(_set_bits(ords) | bitmap_int(stored.get(k)))) for k, ords in sets.items()]
     conn.executemany(
@@ -165,6 +195,28 @@ def fold_user_sets(conn: sqlite3.Connection, activity: Sequence[Sequence[Any]]) 
     _merge_into(conn, "active_users_day", _ACTIVE_KEY, active)
     if features:
         _merge_into(conn, "feature_users_day", _FEATURE_KEY, features)
+        _merge_into(conn, FEATURE_WEEK_TABLE, _FEATURE_WEEK_KEY, _by_week(features))
+
+
+def _by_week(sets: dict[tuple, set[int]]) -> dict[tuple, set[int]]:
+    """Day-keyed sets (the day first) merged per week."""
+    weeks: dict[tuple, set[int]] = defaultdict(set)
+    for (day, *rest), ordinals in sets.items():
+        weeks[(week_of(day), *rest)] |= ordinals
+    return weeks
+
+
+def backfill_feature_weeks(conn: sqlite3.Connection) -> None:
+    """Fill ``feature_users_week`` from ``feature_users_day`` (migration 11)."""
+    weeks: dict[tuple, int] = defaultdict(int)
+    for day, team, project, feature, blob in conn.execute(
+        "SELECT day, team, project, feature, bitmap FROM feature_users_day"
+    ):
+        weeks[(week_of(day), team, project, feature)] |= bitmap_int(blob)
+    conn.executemany(
+        f"INSERT INTO {FEATURE_WEEK_TABLE} (week, team, project, feature, bitmap) VALUES (?, ?, ?, ?, ?)",
+        [(*k, bitmap_bytes(bits)) for k, bits in weeks.items()],
+    )
 
 
 def backfill_user_sets(conn: sqlite3.Connection) -> None:

@@ -22,7 +22,7 @@ import math
 from collections import defaultdict
 from datetime import date, datetime, timezone
 
-from exporters.rollup.user_sets import bitmap_int
+from exporters.rollup.user_sets import FEATURE_WEEK_TABLE, bitmap_int
 
 from .reader import Rollup
 
@@ -155,7 +155,8 @@ class DaySets:
     def feature_users(self, a: float, b: float) -> dict[str, int] | None:
         """Feature -> distinct users who touched it in ``[a, b)``; None as for :meth:`window`.
 
-        Whole days OR the feature bitmaps. On a partial edge day ``user_day`` counts every feature
+        Whole days OR the feature bitmaps (whole epoch-aligned weeks of them from
+        ``feature_users_week``). On a partial edge day ``user_day`` counts every feature
         of a user whose day's first and last events bracket the window (as ``ActivitySource`` reads
         it): that day's feature bitmaps AND the edge users of :meth:`window` (one read shared with
         the active-user count). ``user_team_day_features`` rows keep their own first and last events,
@@ -171,10 +172,22 @@ class DaySets:
         lo, hi = (first, last) if by_bitmap else (whole_first, whole_last)
         edge_bits: dict[int, dict[str, int]] = {day: defaultdict(int) for day in edge_days}
         clauses, params = self._where()
-        if lo <= hi:
+        # whole epoch-aligned weeks among the whole days from the week bitmaps, the other days' own
+        week_lo, week_hi = math.ceil(whole_first / 7) * 7, math.floor((whole_last + 1) / 7) * 7
+        day_spans = [(lo, hi)]
+        if week_lo < week_hi:
+            day_spans = [(lo, week_lo - 1), (week_hi, hi)]
+            for feature, blob in self.rollup.execute(
+                f"SELECT feature, bitmap FROM {FEATURE_WEEK_TABLE} WHERE week >= ? AND week < ?{clauses}",
+                [day_name(week_lo), day_name(week_hi), *params],
+            ):
+                bits[feature] |= bitmap_int(blob)
+        for span_lo, span_hi in day_spans:
+            if span_lo > span_hi:
+                continue
             for day, feature, blob in self.rollup.execute(
                 f"SELECT day, feature, bitmap FROM feature_users_day WHERE day >= ? AND day <= ?{clauses}",
-                [day_name(lo), day_name(hi), *params],
+                [day_name(span_lo), day_name(span_hi), *params],
             ):
                 number = _day_number(day)
                 if whole_first <= number <= whole_last:

@@ -182,7 +182,7 @@ def test_a_short_range_sums_the_users_whose_ceiling_reaches_the_first_list(path)
     first, second = rollup.passes
     assert first == 40
     assert second is not None
-    assert second > 40
+    assert second > 0  # only the users the first pass did not sum
     assert [r[0] for r in _listed(got)] == [r[0] for r in _reference(path, ONE_DAY, {}, 20)]
 
 
@@ -237,3 +237,27 @@ def test_after_retention_the_backfilled_ceiling_still_bounds_every_range(path, t
             assert float(row["cost_usd"]) <= ceilings[str(row["user_id"])] + 1e-9, (bounds, row)
         got = spenders.costliest_users(rollup, query, limit=20)
         assert _listed(got) == _listed(every_user[:20])
+
+
+def test_ties_across_the_two_passes_rank_by_user_id(tmp_path):
+    """60 users cost the same in the range; the later half also spent before it, so the ceilings
+    put them first: the first pass sums a30…a39, the second everyone else, and the tie puts a00 first."""
+    path = tmp_path / "rollup.db"
+    day = utc("2026-03-03T00:00:00")
+    calls = [
+        model_call(day + 3600 * (i % 20) + k, f"in-{i}-{k}", user_id=f"a{i:02d}", cost_usd=0.5)
+        for i in range(60)
+        for k in range(2)
+    ]
+    calls += [
+        model_call(day - 86400, f"before-{i}", user_id=f"a{i:02d}", cost_usd=2.0) for i in range(30, 60)
+    ]
+    writer = RollupWriter(path, retention_days=None)
+    writer.write(calls)
+    writer.close()
+    bounds = (day, day + 86400)
+    rollup = _Counting(path)
+    got = spenders.costliest_users(rollup, custom_query(*bounds), limit=5)
+    assert rollup.passes == [10, 50]
+    assert [r["user_id"] for r in got] == ["a00", "a01", "a02", "a03", "a04"]
+    assert [r[0] for r in _reference(path, bounds, {}, 5)] == ["a00", "a01", "a02", "a03", "a04"]

@@ -25,7 +25,10 @@ _OTHER_TABLES = (
     "feature_users_day",
     "error_day",
     "feedback_day",
+    "feature_users_week",
 )
+#: Of those, the ones whose day column is the first day of a week.
+_WEEK_COLUMN_TABLES = {"feature_users_week": "week"}
 #: Tables without a time: rows counted, no time range.
 _UNTIMED_TABLES = ("user_ordinals", "user_cost_ceiling")
 #: Tables keyed by a ``bucket_start`` (Unix seconds) like the aggregates.
@@ -68,7 +71,7 @@ def rollup_stats(db: sqlite_utils.Database, path: str | os.PathLike[str]) -> Rol
         if table in _BUCKET_TABLES:
             sql = f"SELECT MIN(bucket_start), MAX(bucket_start) FROM {table}"
         elif table in _OTHER_TABLES:
-            day_start = "CAST(strftime('%s', day) AS INTEGER)"
+            day_start = f"CAST(strftime('%s', {_WEEK_COLUMN_TABLES.get(table, 'day')}) AS INTEGER)"
             sql = f"SELECT MIN({day_start}), MAX({day_start}) FROM {table}"
         else:
             sql = f"SELECT MIN(ts), MAX(ts) FROM {table}"

@@ -9,7 +9,7 @@ events, 0.9 s. ``user_cost_ceiling`` (:mod:`exporters.rollup.user_ceilings`) bou
 any range can have cost each user, so the range is summed only for the users with the
 highest ceilings (twice as many as asked for). The last cost in that list is a floor: the
 final list's last cost can only be higher, so only users whose ceiling reaches the floor
-can be in it. They are summed in a second pass, unless there are more than
+can be in it. Those not summed yet are summed in a second pass, unless there are more than
 :data:`MAX_CANDIDATES` of them (short ranges, where ceilings say little): then every user is,
 as for ranges of fewer than :data:`MIN_WHOLE_DAYS` whole days.
 """
@@ -44,20 +44,23 @@ def costliest_users(rollup: Rollup, query: Query, *, limit: int = 20) -> list[di
     first_count = 2 * limit
     with rollup.snapshot():
         ceilings = _ceilings(rollup, query, limit=max(first_count, MAX_CANDIDATES) + 1)
-        first = _ranked(rollup, query, table, limit, among=[user for user, _ in ceilings[:first_count]])
+        summed = [user for user, _ in ceilings[:first_count]]
+        first = _ranked(rollup, query, table, len(summed), among=summed)
         if len(ceilings) <= first_count:  # every user with a call was summed
-            return first
+            return first[:limit]
         if len(first) < limit:
             return _ranked(rollup, query, table, limit)
         # The list's last cost only rises as more users are summed: whoever ranks has a ceiling
         # at least this high.
-        floor = _below(float(first[-1]["cost_usd"]))  # type: ignore[arg-type]
-        candidates = [user for user, ceiling in ceilings if ceiling >= floor]
-        if len(candidates) <= first_count:
-            return first
-        if len(candidates) > MAX_CANDIDATES:
+        floor = _below(float(first[limit - 1]["cost_usd"]))  # type: ignore[arg-type]
+        more = [user for user, ceiling in ceilings[first_count:] if ceiling >= floor]
+        if not more:
+            return first[:limit]
+        if first_count + len(more) > MAX_CANDIDATES:
             return _ranked(rollup, query, table, limit)
-        return _ranked(rollup, query, table, limit, among=candidates)
+        # ORDER BY cost_usd DESC, user_id: text compares as UTF-8 bytes, which order as code points
+        both = first + _ranked(rollup, query, table, len(more), among=more)
+        return sorted(both, key=lambda row: (-float(row["cost_usd"]), row["user_id"]))[:limit]  # type: ignore[arg-type]
 
 
 def _below(cost: float) -> float:

@@ -5,7 +5,8 @@
 active in ``[a, b)`` are the OR of the bitmaps of the whole days inside it plus, for the
 partial days at its edges, the users of the day table's rows there whose first and last
 events bracket the window (``last_seen >= a AND first_seen < b``, exactly what
-``activity.ActivitySource`` reads for those days), turned into ordinals by ``user_ordinals``.
+``activity.ActivitySource`` reads for those days), turned into ordinals by ``user_ordinals``
+(kept in memory: :mod:`recommender.store.ordinals`).
 A count is then a popcount instead of a read of every (day, user) row of the range.
 
 Only filters the bitmaps carry can be answered here (team and project); the user filter,
@@ -96,12 +97,11 @@ class DaySets:
         if bits is None:
             clauses, params = self._where("d")
             rows = self.rollup.execute(
-                f"SELECT DISTINCT o.ordinal FROM {self.table} d "
-                "JOIN user_ordinals o ON o.user_id = d.user_id "
+                f"SELECT d.user_id FROM {self.table} d "
                 f"WHERE d.day = ? AND d.last_seen >= ? AND d.first_seen < ?{clauses}",
                 [day_name(day), a, b, *params],
             )
-            bits = _ordinal_bits([r[0] for r in rows])
+            bits = _ordinal_bits(self.rollup.user_ordinals.of(self.rollup, (r[0] for r in rows)))
             self._edges[key] = bits
         return bits
 
@@ -208,11 +208,12 @@ class DaySets:
         """The ``user_team_day_features`` rows of ``day`` in scope that bracket ``[a, b)``, as ordinals."""
         clauses, extra = self._where("f")
         sql = (
-            "SELECT f.feature, o.ordinal FROM user_team_day_features f "
-            "JOIN user_ordinals o ON o.user_id = f.user_id "
+            "SELECT f.feature, f.user_id FROM user_team_day_features f "
             f"WHERE f.day = ? AND f.last_seen >= ? AND f.first_seen < ?{clauses}"
         )
+        rows = self.rollup.execute(sql, [day_name(day), a, b, *extra]).fetchall()
+        ordinals = self.rollup.user_ordinals.of(self.rollup, (user for _, user in rows))
         out: dict[str, list[int]] = defaultdict(list)
-        for feature, ordinal in self.rollup.execute(sql, [day_name(day), a, b, *extra]):
+        for (feature, _), ordinal in zip(rows, ordinals, strict=True):
             out[feature].append(ordinal)
         return out

@@ -17,6 +17,8 @@ from pathlib import Path
 from exporters.rollup.connection import BUSY_TIMEOUT_MS, immediate_transaction, open_database
 from exporters.rollup.migrations import migrate
 
+from .ordinals import UserOrdinals
+
 __all__ = ["Rollup"]
 
 
@@ -28,6 +30,8 @@ class Rollup:
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._migrated = False
+        #: users' bitmap ordinals, read once (see :mod:`recommender.store.ordinals`)
+        self.user_ordinals = UserOrdinals()
 
     def ensure_schema(self) -> None:
         if self._migrated:

@@ -48,7 +48,12 @@ from exporters.rollup.connection import immediate_transaction, open_database  # 
 from exporters.rollup.migrations import migrate  # noqa: E402
 from exporters.rollup.projections import PROJECTION_WIDTHS, PROJECTIONS, merge_projection_sql  # noqa: E402
 from exporters.rollup.rows import insert_sql  # noqa: E402
-from exporters.rollup.user_sets import USER_SET_TABLES, backfill_user_sets  # noqa: E402
+from exporters.rollup.user_sets import (  # noqa: E402
+    FEATURE_WEEK_TABLE,
+    USER_SET_TABLES,
+    backfill_feature_weeks,
+    backfill_user_sets,
+)
 from nexus_otel.events import (  # noqa: E402
     FeatureUseEvent,
     FeedbackEvent,
@@ -560,9 +565,10 @@ def _merge(out: Path, part: Path) -> None:
         _merge_call_bands(c, feedback_offset)
         # each part numbered its own users from 0: number the merged file's users again, from the
         # merged user_team_day tables (as migration 6 does)
-        for table in USER_SET_TABLES:
+        for table in (*USER_SET_TABLES, FEATURE_WEEK_TABLE):
             c.execute(f"DELETE FROM main.{table}")
         backfill_user_sets(c)
+        backfill_feature_weeks(c)
         set_fold_marks(c, max_row_ids(c))  # both parts were folded as they were written
     conn.execute("DETACH part")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -233,8 +233,17 @@ MIGRATION_6_TABLES: tuple[str, ...] = ("team_hour", "user_ordinals", "active_use
 MIGRATION_6_INDEXES: tuple[str, ...] = ("idx_model_calls_errors", "idx_feedback_ts_covering")
 
 
+def drop_migration_12(db: object) -> None:
+    """Turn a migrated rollup's schema back into version 11's (the caller deletes the ``_migrations`` rows)."""
+    from exporters.rollup.projections import MIGRATION_12_PROJECTIONS, projection_tables
+
+    for table in projection_tables(MIGRATION_12_PROJECTIONS):
+        db[table].drop(ignore=True)  # type: ignore[index]
+
+
 def drop_migration_11(db: object) -> None:
     """Turn a migrated rollup's schema back into version 10's (the caller deletes the ``_migrations`` rows)."""
+    drop_migration_12(db)
     db["feature_users_week"].drop(ignore=True)  # type: ignore[index]
 
 
@@ -268,10 +277,10 @@ def drop_migration_8(db: object) -> None:
 
 def drop_migration_7(db: object) -> None:
     """Turn a migrated rollup's schema back into version 6's (the caller deletes the ``_migrations`` rows)."""
-    from exporters.rollup.projections import projection_tables
+    from exporters.rollup.projections import MIGRATION_7_PROJECTIONS, projection_tables
 
     drop_migration_8(db)
-    for table in projection_tables():
+    for table in projection_tables(MIGRATION_7_PROJECTIONS):
         db[table].drop(ignore=True)  # type: ignore[index]
 
 
@@ -295,6 +304,7 @@ _DROP_FROM = {
     9: drop_migration_9,
     10: drop_migration_10,
     11: drop_migration_11,
+    12: drop_migration_12,
 }
 
 

@@ -1,4 +1,4 @@
-"""Migration 7's projections: folded per batch, backfilled, and read for any range exactly."""
+"""Migrations 7 and 12's projections: folded per batch, backfilled, and read for any range exactly."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from recommender_traffic import custom_query
 
 from exporters.rollup import RollupWriter
-from exporters.rollup.projections import PROJECTION_WIDTHS, PROJECTIONS
+from exporters.rollup.projections import MIGRATION_12_PROJECTIONS, PROJECTION_WIDTHS, PROJECTIONS, Projection
 from exporters.rollup.schema import AGG_DIMENSIONS, agg_sum_columns
 from recommender.params import Query, TimeRange
 from recommender.store.reader import Rollup
@@ -86,6 +86,17 @@ def test_migration_7_backfills_what_the_fold_writes(path, tmp_path):
             assert_rows_close(_table(copy, table, key, sums), _table(path, table, key, sums))
 
 
+def test_migration_12_backfills_what_the_fold_writes(path, tmp_path):
+    copy = tmp_path / "copy.db"
+    copy_rollup(path, copy)
+    redo_migrations_from(copy, 12)
+    for projection in MIGRATION_12_PROJECTIONS:
+        for width in PROJECTION_WIDTHS:
+            table = projection.table(width)
+            key, sums = projection.key, projection.sums
+            assert_rows_close(_table(copy, table, key, sums), _table(path, table, key, sums))
+
+
 RANGES = [
     (START, START + DAYS * 86400),
     (START + 1234.5, START + 16 * 86400 + 7777.25),  # raw and minute edges around hours, days, weeks
@@ -144,13 +155,46 @@ def test_grouped_sums_from_a_projection_equal_the_raw_calls(path, bounds, by, fi
 def test_whole_weeks_are_read_from_the_week_tables(path):
     bounds = RANGES[2]
     segments = source(*bounds, {}, columns=("model", "requests")).segments
-    assert [(s.table, s.end - s.start) for s in segments] == [("agg_model_week", 14 * 86400)]
+    assert [(s.table, s.end - s.start) for s in segments] == [("agg_model_global_week", 14 * 86400)]
     # a daily series never reads weeks (its buckets are days)
     daily = source(*bounds, {}, max_width=86400, columns=("model", "requests")).segments
-    assert {s.table for s in daily} == {"agg_model_day"}
+    assert {s.table for s in daily} == {"agg_model_global_day"}
     query = Query(TimeRange(*bounds, "custom"), ())
     days = series(Rollup(path), query, step=86400, by=("model",), sums=("requests",))
     assert len({r["t"] for r in days}) == 14
+
+
+@pytest.mark.parametrize(
+    ("by", "filters", "table"),
+    [
+        ((), {}, "agg_feature_global_week"),
+        (("feature",), {}, "agg_feature_global_week"),
+        (("model", "provider"), {}, "agg_model_global_week"),
+        (("routed", "model"), {"provider": "openai"}, "agg_model_global_week"),
+        (("team", "project"), {}, "agg_owner_week"),
+        ((), {"team": "search"}, "agg_owner_week"),
+        (("feature",), {"team": "search"}, "agg_feature_week"),
+        (("model", "provider"), {"team": "search"}, "agg_model_week"),
+        (("team", "model"), {}, "agg_model_week"),
+        (("feature", "model", "outcome"), {}, "agg_usage_global_week"),
+        (("feature", "model", "outcome"), {"project": "web"}, "agg_usage_week"),
+    ],
+)
+def test_a_reader_takes_the_projection_with_the_fewest_keys_that_holds_its_dimensions(by, filters, table):
+    sums = ("requests", "cost_usd")
+    assert {s.table for s in source(*RANGES[2], filters, columns=(*by, *sums)).segments} == {table}
+
+
+def test_the_admin_projections_have_fewer_keys_than_the_ones_they_regroup(path):
+    for projection in PROJECTIONS:
+        if projection.parent is None:
+            continue
+        for width in PROJECTION_WIDTHS:
+            mine, parents = (
+                query_rows(path, f"SELECT COUNT(*) FROM {p.table(width)}")[0][0]
+                for p in (projection, projection.parent)
+            )
+            assert 0 < mine < parents, (projection.table(width), mine, parents)
 
 
 @pytest.mark.parametrize(
@@ -160,13 +204,15 @@ def test_whole_weeks_are_read_from_the_week_tables(path):
 def test_a_dimension_no_projection_holds_reads_the_full_aggregates(path, by, filters):
     tables = {s.table for s in source(*RANGES[1], filters, columns=(*by, "requests")).segments}
     assert "agg_day" in tables
-    assert not any(t.startswith(("agg_model_", "agg_feature_", "agg_usage_")) for t in tables)
+    assert not any(t.startswith(("agg_model_", "agg_feature_", "agg_usage_", "agg_owner_")) for t in tables)
     assert set(AGG_DIMENSIONS) >= set(by)
 
 
 def test_a_sum_the_projection_does_not_keep_reads_a_wider_one(path):
     by = ("feature", "model")
-    assert {s.table for s in source(*RANGES[2], {}, columns=(*by, "requests")).segments} == {"agg_usage_week"}
+    assert {s.table for s in source(*RANGES[2], {}, columns=(*by, "requests")).segments} == {
+        "agg_usage_global_week"
+    }
     tables = {s.table for s in source(*RANGES[2], {}, columns=(*by, "requests", "latency_count")).segments}
     assert tables == {"agg_day"}
 
@@ -175,3 +221,14 @@ def test_a_user_filter_reads_the_raw_calls(path):
     assert {
         s.table for s in source(*RANGES[1], {"user_id": "user-1"}, columns=("model", "requests")).segments
     } == {"model_calls"}
+
+
+def test_a_projection_must_narrow_its_parent_and_keep_its_sums():
+    parent = Projection("p", ("team", "model"), sums=("requests", "cost_usd"))
+    assert Projection("c", ("model",), sums=("requests",), parent=parent).parent is parent
+    with pytest.raises(ValueError, match="parent"):
+        Projection("c", ("model", "provider"), sums=("requests",), parent=parent)
+    with pytest.raises(ValueError, match="parent"):
+        Projection("c", ("model",), parent=parent)  # every aggregate sum, the parent keeps two
+    with pytest.raises(ValueError, match="parent"):
+        Projection("c", ("team", "model"), sums=("requests",), parent=parent)

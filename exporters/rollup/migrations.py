@@ -24,7 +24,12 @@ from .aggregate import RowMarks, backfill_team_activity, fold_marks, max_row_ids
 from .bands import backfill_band_hours, backfill_call_bands, create_call_band_tables
 from .connection import immediate_transaction
 from .event_days import backfill_event_days, create_event_day_tables
-from .projections import backfill_projections, create_projection_tables
+from .projections import (
+    MIGRATION_7_PROJECTIONS,
+    MIGRATION_12_PROJECTIONS,
+    backfill_projections,
+    create_projection_tables,
+)
 from .schema import AGG_DIMENSIONS, AGG_TABLES, agg_columns
 from .team_hours import backfill_team_hours, create_team_hour_table
 from .user_ceilings import backfill_user_ceilings, create_user_ceiling_table
@@ -320,8 +325,8 @@ def _projections(db: sqlite_utils.Database) -> None:
 
     Filled from ``agg_hour`` and ``agg_day``, which the fold marks describe (see migration 6).
     """
-    create_projection_tables(db)
-    backfill_projections(db.conn)
+    create_projection_tables(db, MIGRATION_7_PROJECTIONS)
+    backfill_projections(db.conn, MIGRATION_7_PROJECTIONS)
 
 
 def _event_days(db: sqlite_utils.Database) -> None:
@@ -357,6 +362,15 @@ def _feature_weeks(db: sqlite_utils.Database) -> None:
     backfill_feature_weeks(db.conn)
 
 
+def _admin_projections(db: sqlite_utils.Database) -> None:
+    """Migration 12: the projections over every team (no team or project) and by team and project alone.
+
+    Each regroups migration 7's projection it narrows, width by width.
+    """
+    create_projection_tables(db, MIGRATION_12_PROJECTIONS)
+    backfill_projections(db.conn, MIGRATION_12_PROJECTIONS)
+
+
 #: Every migration, in version order.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
@@ -386,14 +400,19 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         9,
-        "user_cost_ceiling: the most a user can have cost in any range; "
-        "index of negative-cost calls",
+        "user_cost_ceiling: the most a user can have cost in any range; index of negative-cost calls",
         _user_ceilings,
     ),
     Migration(
         10, "call_band_hour: calls and feedback by prompt-size and confidence band per hour", _band_hours
     ),
     Migration(11, "feature_users_week: users per feature per week as bitmaps", _feature_weeks),
+    Migration(
+        12,
+        "agg_feature_global_*, agg_model_global_*, agg_usage_global_*, agg_owner_*: the projections "
+        "without team and project, and by team and project alone",
+        _admin_projections,
+    ),
 )
 
 

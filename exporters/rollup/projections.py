@@ -15,6 +15,12 @@ the week; migration 7 fills them from ``agg_hour`` and ``agg_day`` the same way.
 sums are exactly those of the full aggregates; a float sum (cost, latency) is the same
 numbers added in another order, equal up to the last bits. ``WITHOUT ROWID``: a range of
 buckets is one contiguous read of the primary key.
+
+Migration 12 adds the projections an admin's answer reads: without team and project
+(``*_global``) and by team and project alone (``owner``). Over every team, the model
+breakdown has ~17 keys a week where ``agg_model_week`` has ~306, and prompt caching ~197
+where ``agg_usage_week`` has ~2,900. Each regroups a wider projection (its ``parent``): the
+fold groups the parent's hour stage, and migration 12 the parent's tables, width by width.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ import sqlite_utils
 from .schema import AGG_DIMENSIONS, agg_columns, agg_sum_columns
 
 __all__ = [
+    "MIGRATION_7_PROJECTIONS",
+    "MIGRATION_12_PROJECTIONS",
     "PROJECTIONS",
     "PROJECTION_WIDTHS",
     "Projection",
@@ -55,6 +63,8 @@ class Projection:
     dimensions: tuple[str, ...]
     #: the sums kept (default: all of the aggregates'); fewer columns are faster to read
     sums: tuple[str, ...] = agg_sum_columns()
+    #: a wider projection holding every dimension and sum of this one: this one regroups its rows
+    parent: Projection | None = None
 
     def __post_init__(self) -> None:
         unknown = [d for d in self.dimensions if d not in AGG_DIMENSIONS]
@@ -62,6 +72,11 @@ class Projection:
             raise ValueError(f"projection {self.name!r}: dimensions must be some of {AGG_DIMENSIONS}")
         if "requests" not in self.sums or set(self.sums) - set(agg_sum_columns()):
             raise ValueError(f"projection {self.name!r}: sums must include requests and be aggregate sums")
+        parent = self.parent
+        if parent is not None and not (
+            set(self.dimensions) < set(parent.dimensions) and set(self.sums) <= set(parent.sums)
+        ):
+            raise ValueError(f"projection {self.name!r}: its parent must hold more dimensions and every sum")
 
     def table(self, width: int) -> str:
         """The table holding this projection's ``width``-second buckets."""
@@ -72,35 +87,47 @@ class Projection:
         return ("bucket_start", *self.dimensions)
 
 
-#: Fewest keys first: a reader takes the first that holds every dimension it groups or filters by
-#: and every sum it adds. Keys a day at 10M events: ``feature`` ~180 (breakdowns by feature, totals);
-#: ``model`` ~300 (by team, project, model and provider, routing savings, latency quantiles);
-#: ``usage`` ~2,200 (tokens and cost by feature and model, split by outcome: prompt caching,
-#: each model's features), which is why it keeps only the token and cost sums.
-PROJECTIONS: Final = (
-    Projection("feature", ("team", "project", "feature")),
-    Projection("model", ("team", "project", "model", "provider", "routed")),
-    Projection(
-        "usage",
-        ("team", "project", "feature", "model", "provider", "outcome"),
-        sums=(
-            "requests",
-            "errors",
-            "input_tokens",
-            "output_tokens",
-            "cache_read_tokens",
-            "cost_usd",
-            "baseline_cost_usd",
-            "unpriced_requests",
-        ),
+_FEATURE = Projection("feature", ("team", "project", "feature"))
+_MODEL = Projection("model", ("team", "project", "model", "provider", "routed"))
+_USAGE = Projection(
+    "usage",
+    ("team", "project", "feature", "model", "provider", "outcome"),
+    sums=(
+        "requests",
+        "errors",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cost_usd",
+        "baseline_cost_usd",
+        "unpriced_requests",
     ),
 )
+_FEATURE_GLOBAL = Projection("feature_global", ("feature",), parent=_FEATURE)
+_MODEL_GLOBAL = Projection("model_global", ("model", "provider", "routed"), parent=_MODEL)
+_OWNER = Projection("owner", ("team", "project"), parent=_FEATURE)
+_USAGE_GLOBAL = Projection(
+    "usage_global", ("feature", "model", "provider", "outcome"), sums=_USAGE.sums, parent=_USAGE
+)
+#: The projections each migration creates, parents before the projections that regroup them
+#: (the order they are folded and backfilled in).
+MIGRATION_7_PROJECTIONS: Final = (_FEATURE, _MODEL, _USAGE)
+MIGRATION_12_PROJECTIONS: Final = (_FEATURE_GLOBAL, _MODEL_GLOBAL, _OWNER, _USAGE_GLOBAL)
+_FOLD_ORDER: Final = (*MIGRATION_7_PROJECTIONS, *MIGRATION_12_PROJECTIONS)
+#: Fewest keys first: a reader takes the first that holds every dimension it groups or filters by
+#: and every sum it adds. Keys a week at 10M events, over every team: ``feature_global`` ~10,
+#: ``model_global`` ~17, ``owner`` ~18 (totals, breakdowns by feature, model, provider, team and
+#: project, routing savings, latency quantiles); ``feature`` ~180 and ``model`` ~306 (the same
+#: under a team or project filter); ``usage_global`` ~197 and ``usage`` ~2,900 (tokens and cost by
+#: feature and model, split by outcome: prompt caching, each model's features), which is why the
+#: usage projections keep only the token and cost sums.
+PROJECTIONS: Final = (_FEATURE_GLOBAL, _MODEL_GLOBAL, _OWNER, _FEATURE, _USAGE_GLOBAL, _MODEL, _USAGE)
 _FLOAT_SUMS: Final = frozenset(c for c, t in agg_columns().items() if t is float)
 
 
-def projection_tables() -> list[str]:
-    """Every projection table, projection by projection, widest bucket first."""
-    return [p.table(width) for p in PROJECTIONS for width in PROJECTION_WIDTHS]
+def projection_tables(projections: tuple[Projection, ...] = PROJECTIONS) -> list[str]:
+    """The tables of ``projections`` (default: all), projection by projection, widest bucket first."""
+    return [p.table(width) for p in projections for width in PROJECTION_WIDTHS]
 
 
 def _total(column: str) -> str:
@@ -136,9 +163,9 @@ def merge_projection_sql(projection: Projection, width: int) -> str:
     return ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in projection.sums)
 
 
-def create_projection_tables(db: sqlite_utils.Database) -> None:
-    """Create every projection table (migration 7)."""
-    for projection in PROJECTIONS:
+def create_projection_tables(db: sqlite_utils.Database, projections: tuple[Projection, ...]) -> None:
+    """Create the tables of ``projections`` (migrations 7 and 12)."""
+    for projection in projections:
         columns = _columns(projection, " NOT NULL")
         for width in PROJECTION_WIDTHS:
             db.execute(
@@ -147,37 +174,54 @@ def create_projection_tables(db: sqlite_utils.Database) -> None:
             )
 
 
+def _stage(projection: Projection) -> str:
+    return f"_nexus_fold_{projection.name}_hour"
+
+
 @functools.cache
 def _fold_sql(projection: Projection, source: str) -> tuple[str, ...]:
-    """The fold's statements for one projection: fill its hour stage from ``source``, add it, clear it.
+    """The fold's statements for one projection: add ``source``'s rows to its three widths.
 
-    The stage is created once per connection (``IF NOT EXISTS``) and emptied after each fold: a
-    ``CREATE``/``DROP`` per fold would change the schema and make SQLite prepare every cached
-    statement of the connection again.
+    A projection that others regroup first fills its hour stage, which those read instead of
+    the (wider) minute stage. The stage is created once per connection (``IF NOT EXISTS``) and
+    emptied after each fold: a ``CREATE``/``DROP`` per fold would change the schema and make
+    SQLite prepare every cached statement of the connection again.
     """
-    stage = f"_nexus_fold_{projection.name}_hour"
+    if projection not in _PARENTS:
+        return tuple(_upsert(projection, width, source) for width in PROJECTION_WIDTHS)
+    stage = _stage(projection)
     return (
         f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({_columns(projection)})",
         f"INSERT INTO temp.{stage} {_grouped(projection, HOUR, source)}",
         *(_upsert(projection, width, f"temp.{stage}") for width in PROJECTION_WIDTHS),
-        f"DELETE FROM temp.{stage}",
     )
+
+
+_PARENTS: Final = frozenset(p.parent for p in _FOLD_ORDER if p.parent is not None)
+_CLEAR_STAGES: Final = tuple(f"DELETE FROM temp.{_stage(p)}" for p in _FOLD_ORDER if p in _PARENTS)
 
 
 def fold_projections(conn: sqlite3.Connection, stage: str) -> None:
     """Add the staged minute groups (``stage``: the fold's minute stage table) to every projection."""
-    for projection in PROJECTIONS:
-        for sql in _fold_sql(projection, stage):
+    for projection in _FOLD_ORDER:
+        source = stage if projection.parent is None else f"temp.{_stage(projection.parent)}"
+        for sql in _fold_sql(projection, source):
             conn.execute(sql)
+    for sql in _CLEAR_STAGES:
+        conn.execute(sql)
 
 
-def backfill_projections(conn: sqlite3.Connection) -> None:
-    """Fill the projections from ``agg_hour`` and ``agg_day`` (migration 7): every call folded so far.
+def backfill_projections(conn: sqlite3.Connection, projections: tuple[Projection, ...]) -> None:
+    """Fill ``projections`` with every call folded so far (migrations 7 and 12).
 
-    Hours come from ``agg_hour``; days and weeks from ``agg_day``, which holds the same sums
+    A projection with a parent regroups the parent's table of the same width. The others read
+    hours from ``agg_hour``, and days and weeks from ``agg_day``, which holds the same sums
     (the aggregates are never pruned) in a tenth of the rows.
     """
-    for projection in PROJECTIONS:
-        conn.execute(_upsert(projection, HOUR, "agg_hour"))
-        for width in (DAY, WEEK):
-            conn.execute(_upsert(projection, width, "agg_day"))
+    for projection in projections:
+        for width in PROJECTION_WIDTHS:
+            if projection.parent is not None:
+                source = projection.parent.table(width)
+            else:
+                source = "agg_hour" if width == HOUR else "agg_day"
+            conn.execute(_upsert(projection, width, source))

@@ -60,8 +60,11 @@ def _regrouped(
     )
 
 
-@pytest.mark.parametrize("projection", PROJECTIONS, ids=lambda p: p.name)
-@pytest.mark.parametrize("width", list(PROJECTION_WIDTHS), ids=list(PROJECTION_WIDTHS.values()))
+@pytest.mark.parametrize(
+    ("projection", "width"),
+    [(p, w) for p in PROJECTIONS for w in p.widths],
+    ids=[f"{p.name}-{PROJECTION_WIDTHS[w]}" for p in PROJECTIONS for w in p.widths],
+)
 def test_each_projection_equals_the_full_aggregates_summed_over_the_dimensions_it_drops(
     path, projection, width
 ):
@@ -80,7 +83,7 @@ def test_migration_7_backfills_what_the_fold_writes(path, tmp_path):
     copy_rollup(path, copy)
     redo_migrations_from(copy, 7)
     for projection in PROJECTIONS:
-        for width in PROJECTION_WIDTHS:
+        for width in projection.widths:
             table = projection.table(width)
             key, sums = projection.key, projection.sums
             assert_rows_close(_table(copy, table, key, sums), _table(path, table, key, sums))
@@ -91,7 +94,7 @@ def test_migration_12_backfills_what_the_fold_writes(path, tmp_path):
     copy_rollup(path, copy)
     redo_migrations_from(copy, 12)
     for projection in MIGRATION_12_PROJECTIONS:
-        for width in PROJECTION_WIDTHS:
+        for width in projection.widths:
             table = projection.table(width)
             key, sums = projection.key, projection.sums
             assert_rows_close(_table(copy, table, key, sums), _table(path, table, key, sums))
@@ -141,7 +144,7 @@ def _raw_grouped(
 def test_grouped_sums_from_a_projection_equal_the_raw_calls(path, bounds, by, filters, sums):
     tables = {s.table for s in source(*bounds, filters, columns=(*by, *sums)).segments}
     assert not tables & {"agg_hour", "agg_day"}, tables
-    assert tables & {p.table(w) for p in PROJECTIONS for w in PROJECTION_WIDTHS}
+    assert tables & {p.table(w) for p in PROJECTIONS for w in p.widths}
     query = custom_query(*bounds, **filters)
     got = {tuple(r[b] for b in by): r for r in grouped(Rollup(path), query, by, sums=sums)}
     want = _raw_grouped(path, bounds, by, filters, sums)
@@ -189,12 +192,23 @@ def test_the_admin_projections_have_fewer_keys_than_the_ones_they_regroup(path):
     for projection in PROJECTIONS:
         if projection.parent is None:
             continue
-        for width in PROJECTION_WIDTHS:
+        for width in projection.widths:
+            wider = projection.parent.table(width) if width in projection.parent.widths else "agg_minute"
             mine, parents = (
-                query_rows(path, f"SELECT COUNT(*) FROM {p.table(width)}")[0][0]
-                for p in (projection, projection.parent)
+                query_rows(path, f"SELECT COUNT(*) FROM {table}")[0][0]
+                for table in (projection.table(width), wider)
             )
             assert 0 < mine < parents, (projection.table(width), mine, parents)
+
+
+def test_the_partial_hours_of_an_admin_answer_come_from_its_projections_minutes(path):
+    tables = {
+        s.table for s in source(*RANGES[1], {}, columns=("model", "provider", "latency_count")).segments
+    }
+    assert tables == {f"agg_model_global_{w}" for w in ("week", "day", "hour", "minute")} | {"model_calls"}
+    # a projection without minutes reads the partial hours from agg_minute
+    tables = {s.table for s in source(*RANGES[1], {"team": "search"}, columns=("model", "requests")).segments}
+    assert "agg_minute" in tables
 
 
 @pytest.mark.parametrize(
@@ -232,3 +246,9 @@ def test_a_projection_must_narrow_its_parent_and_keep_its_sums():
         Projection("c", ("model",), parent=parent)  # every aggregate sum, the parent keeps two
     with pytest.raises(ValueError, match="parent"):
         Projection("c", ("team", "model"), sums=("requests",), parent=parent)
+    with pytest.raises(ValueError, match="widths"):
+        Projection("c", ("model",), widths=(3600, 86400))  # narrowest first
+    with pytest.raises(ValueError, match="widths"):
+        Projection("c", ("model",), widths=(86400, 1800))
+    with pytest.raises(ValueError, match="no 60-second buckets"):
+        Projection("c", ("model",)).table(60)

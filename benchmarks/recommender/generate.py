@@ -46,7 +46,7 @@ from exporters.rollup.aggregate import fold_pending, max_row_ids, set_fold_marks
 from exporters.rollup.bands import BAND_KEY, BAND_SUMS, BAND_TABLES, merge_sums_sql  # noqa: E402
 from exporters.rollup.connection import immediate_transaction, open_database  # noqa: E402
 from exporters.rollup.migrations import migrate  # noqa: E402
-from exporters.rollup.projections import PROJECTION_WIDTHS, PROJECTIONS, merge_projection_sql  # noqa: E402
+from exporters.rollup.projections import PROJECTIONS, merge_projection_sql  # noqa: E402
 from exporters.rollup.rows import insert_sql  # noqa: E402
 from exporters.rollup.user_sets import (  # noqa: E402
     FEATURE_WEEK_TABLE,
@@ -530,10 +530,10 @@ def _merge_call_bands(c: sqlite3.Connection, feedback_offset: int) -> None:
 
 
 def _merge_projections(c: sqlite3.Connection) -> None:
-    """Add a later part's projection rows: hours and days are disjoint, a week may span the split."""
+    """Add a later part's projection rows: minutes, hours and days are disjoint, a week may span the split."""
     for projection in PROJECTIONS:
         columns = ", ".join((*projection.key, *projection.sums))
-        for width in PROJECTION_WIDTHS:
+        for width in projection.widths:
             table = projection.table(width)
             c.execute(
                 f"INSERT INTO main.{table} ({columns}) SELECT {columns} FROM part.{table} WHERE true "

@@ -47,11 +47,12 @@ __all__ = [
     "projection_tables",
 ]
 
+MINUTE: Final = 60
 HOUR: Final = 3600
 DAY: Final = 86400
 WEEK: Final = 7 * DAY
 #: Bucket width -> table name suffix, widest first (the order a range is covered in).
-PROJECTION_WIDTHS: Final = {WEEK: "week", DAY: "day", HOUR: "hour"}
+PROJECTION_WIDTHS: Final = {WEEK: "week", DAY: "day", HOUR: "hour", MINUTE: "minute"}
 _TYPES: Final = {int: "INTEGER", str: "TEXT", float: "REAL"}
 
 
@@ -65,6 +66,8 @@ class Projection:
     sums: tuple[str, ...] = agg_sum_columns()
     #: a wider projection holding every dimension and sum of this one: this one regroups its rows
     parent: Projection | None = None
+    #: bucket widths kept, widest first; minutes only where they are far fewer rows than ``agg_minute``'s
+    widths: tuple[int, ...] = (WEEK, DAY, HOUR)
 
     def __post_init__(self) -> None:
         unknown = [d for d in self.dimensions if d not in AGG_DIMENSIONS]
@@ -77,10 +80,20 @@ class Projection:
             set(self.dimensions) < set(parent.dimensions) and set(self.sums) <= set(parent.sums)
         ):
             raise ValueError(f"projection {self.name!r}: its parent must hold more dimensions and every sum")
+        if not self.widths or list(self.widths) != [w for w in PROJECTION_WIDTHS if w in self.widths]:
+            raise ValueError(
+                f"projection {self.name!r}: widths must be some of {list(PROJECTION_WIDTHS)}, widest first"
+            )
 
     def table(self, width: int) -> str:
         """The table holding this projection's ``width``-second buckets."""
+        if width not in self.widths:
+            raise ValueError(f"projection {self.name!r} keeps no {width}-second buckets")
         return f"agg_{self.name}_{PROJECTION_WIDTHS[width]}"
+
+    @property
+    def narrowest(self) -> int:
+        return self.widths[-1]
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -103,9 +116,14 @@ _USAGE = Projection(
         "unpriced_requests",
     ),
 )
-_FEATURE_GLOBAL = Projection("feature_global", ("feature",), parent=_FEATURE)
-_MODEL_GLOBAL = Projection("model_global", ("model", "provider", "routed"), parent=_MODEL)
-_OWNER = Projection("owner", ("team", "project"), parent=_FEATURE)
+#: ~10 to 20 keys a minute where ``agg_minute`` has ~200 at 10M events: the partial hours at a
+#: range's edges come from their minutes
+_WITH_MINUTES = (WEEK, DAY, HOUR, MINUTE)
+_FEATURE_GLOBAL = Projection("feature_global", ("feature",), parent=_FEATURE, widths=_WITH_MINUTES)
+_MODEL_GLOBAL = Projection(
+    "model_global", ("model", "provider", "routed"), parent=_MODEL, widths=_WITH_MINUTES
+)
+_OWNER = Projection("owner", ("team", "project"), parent=_FEATURE, widths=_WITH_MINUTES)
 _USAGE_GLOBAL = Projection(
     "usage_global", ("feature", "model", "provider", "outcome"), sums=_USAGE.sums, parent=_USAGE
 )
@@ -127,7 +145,7 @@ _FLOAT_SUMS: Final = frozenset(c for c, t in agg_columns().items() if t is float
 
 def projection_tables(projections: tuple[Projection, ...] = PROJECTIONS) -> list[str]:
     """The tables of ``projections`` (default: all), projection by projection, widest bucket first."""
-    return [p.table(width) for p in projections for width in PROJECTION_WIDTHS]
+    return [p.table(width) for p in projections for width in p.widths]
 
 
 def _total(column: str) -> str:
@@ -167,7 +185,7 @@ def create_projection_tables(db: sqlite_utils.Database, projections: tuple[Proje
     """Create the tables of ``projections`` (migrations 7 and 12)."""
     for projection in projections:
         columns = _columns(projection, " NOT NULL")
-        for width in PROJECTION_WIDTHS:
+        for width in projection.widths:
             db.execute(
                 f"CREATE TABLE {projection.table(width)} ({columns}, "
                 f"PRIMARY KEY ({', '.join(projection.key)})) WITHOUT ROWID"
@@ -175,37 +193,41 @@ def create_projection_tables(db: sqlite_utils.Database, projections: tuple[Proje
 
 
 def _stage(projection: Projection) -> str:
-    return f"_nexus_fold_{projection.name}_hour"
+    return f"_nexus_fold_{projection.name}_{PROJECTION_WIDTHS[projection.narrowest]}"
+
+
+def _fold_source(projection: Projection, minute_stage: str) -> str:
+    """What the fold groups into ``projection``'s stage: its parent's stage if it is narrow enough."""
+    parent = projection.parent
+    if parent is not None and parent.narrowest <= projection.narrowest:
+        return f"temp.{_stage(parent)}"
+    return minute_stage
 
 
 @functools.cache
 def _fold_sql(projection: Projection, source: str) -> tuple[str, ...]:
-    """The fold's statements for one projection: add ``source``'s rows to its three widths.
+    """The fold's statements for one projection: ``source``'s rows grouped into its stage, then added.
 
-    A projection that others regroup first fills its hour stage, which those read instead of
-    the (wider) minute stage. The stage is created once per connection (``IF NOT EXISTS``) and
-    emptied after each fold: a ``CREATE``/``DROP`` per fold would change the schema and make
-    SQLite prepare every cached statement of the connection again.
+    The stage holds the batch in the projection's narrowest buckets; the projections that
+    regroup this one read it instead of the (wider) minute stage. It is created once per
+    connection (``IF NOT EXISTS``) and emptied after each fold: a ``CREATE``/``DROP`` per fold
+    would change the schema and make SQLite prepare every cached statement of the connection again.
     """
-    if projection not in _PARENTS:
-        return tuple(_upsert(projection, width, source) for width in PROJECTION_WIDTHS)
     stage = _stage(projection)
     return (
         f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({_columns(projection)})",
-        f"INSERT INTO temp.{stage} {_grouped(projection, HOUR, source)}",
-        *(_upsert(projection, width, f"temp.{stage}") for width in PROJECTION_WIDTHS),
+        f"INSERT INTO temp.{stage} {_grouped(projection, projection.narrowest, source)}",
+        *(_upsert(projection, width, f"temp.{stage}") for width in projection.widths),
     )
 
 
-_PARENTS: Final = frozenset(p.parent for p in _FOLD_ORDER if p.parent is not None)
-_CLEAR_STAGES: Final = tuple(f"DELETE FROM temp.{_stage(p)}" for p in _FOLD_ORDER if p in _PARENTS)
+_CLEAR_STAGES: Final = tuple(f"DELETE FROM temp.{_stage(p)}" for p in _FOLD_ORDER)
 
 
 def fold_projections(conn: sqlite3.Connection, stage: str) -> None:
     """Add the staged minute groups (``stage``: the fold's minute stage table) to every projection."""
     for projection in _FOLD_ORDER:
-        source = stage if projection.parent is None else f"temp.{_stage(projection.parent)}"
-        for sql in _fold_sql(projection, source):
+        for sql in _fold_sql(projection, _fold_source(projection, stage)):
             conn.execute(sql)
     for sql in _CLEAR_STAGES:
         conn.execute(sql)
@@ -214,14 +236,13 @@ def fold_projections(conn: sqlite3.Connection, stage: str) -> None:
 def backfill_projections(conn: sqlite3.Connection, projections: tuple[Projection, ...]) -> None:
     """Fill ``projections`` with every call folded so far (migrations 7 and 12).
 
-    A projection with a parent regroups the parent's table of the same width. The others read
-    hours from ``agg_hour``, and days and weeks from ``agg_day``, which holds the same sums
-    (the aggregates are never pruned) in a tenth of the rows.
+    A width the parent keeps is its parent's table of that width regrouped. The others read
+    minutes from ``agg_minute``, hours from ``agg_hour``, and days and weeks from ``agg_day``,
+    which holds the same sums (the aggregates are never pruned) in a tenth of the rows.
     """
+    full = {MINUTE: "agg_minute", HOUR: "agg_hour", DAY: "agg_day", WEEK: "agg_day"}
     for projection in projections:
-        for width in PROJECTION_WIDTHS:
-            if projection.parent is not None:
-                source = projection.parent.table(width)
-            else:
-                source = "agg_hour" if width == HOUR else "agg_day"
+        for width in projection.widths:
+            parent = projection.parent
+            source = parent.table(width) if parent is not None and width in parent.widths else full[width]
             conn.execute(_upsert(projection, width, source))

@@ -25,7 +25,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from exporters.rollup.projections import PROJECTION_WIDTHS, PROJECTIONS, Projection
+from exporters.rollup.projections import PROJECTIONS, Projection
 from exporters.rollup.schema import AGG_DIMENSIONS, CALL_ROW_EXPRESSIONS, agg_sum_columns
 from exporters.rollup.team_hours import TEAM_HOUR_EXACT_SUMS, TEAM_HOUR_FILTERS
 
@@ -64,8 +64,10 @@ def segments(
     if projection is None:
         levels = [(w, t) for w, t in _LEVELS if w <= max_width]
     else:
-        widths = [(w, projection.table(w)) for w in PROJECTION_WIDTHS]
-        levels = [(w, t) for w, t in (*widths, _LEVELS[-1]) if w <= max_width]
+        widths = [(w, projection.table(w)) for w in projection.widths]
+        if projection.narrowest > 60:
+            widths.append(_LEVELS[-1])
+        levels = [(w, t) for w, t in widths if w <= max_width]
     out: list[Segment] = []
     t = start
     while t < end:

@@ -233,8 +233,17 @@ MIGRATION_6_TABLES: tuple[str, ...] = ("team_hour", "user_ordinals", "active_use
 MIGRATION_6_INDEXES: tuple[str, ...] = ("idx_model_calls_errors", "idx_feedback_ts_covering")
 
 
+def drop_migration_13(db: object) -> None:
+    """Turn a migrated rollup's schema back into version 12's (the caller deletes the ``_migrations`` rows)."""
+    from exporters.rollup.bands import GLOBAL_BAND_TABLES
+
+    for table in GLOBAL_BAND_TABLES:
+        db[table].drop(ignore=True)  # type: ignore[index]
+
+
 def drop_migration_12(db: object) -> None:
     """Turn a migrated rollup's schema back into version 11's (the caller deletes the ``_migrations`` rows)."""
+    drop_migration_13(db)
     from exporters.rollup.projections import MIGRATION_12_PROJECTIONS, projection_tables
 
     for table in projection_tables(MIGRATION_12_PROJECTIONS):
@@ -305,6 +314,7 @@ _DROP_FROM = {
     10: drop_migration_10,
     11: drop_migration_11,
     12: drop_migration_12,
+    13: drop_migration_13,
 }
 
 

@@ -1,4 +1,4 @@
-"""The call band tables (migrations 4 and 10): calls and their feedback by band, folded per batch and backfilled."""
+"""The call band tables (migrations 4, 10 and 13): calls and their feedback by band, folded per batch and backfilled."""
 
 from __future__ import annotations
 
@@ -41,11 +41,18 @@ def _table(path, table: str = "call_band_day") -> dict[tuple, tuple]:
     return {r[:8]: r[8:] for r in query_rows(path, f"SELECT {COLUMNS} FROM {table}")}
 
 
-def _by_week(rows: dict[tuple, tuple], width: int = WEEK) -> dict[tuple, list]:
-    """Rows added up per epoch-aligned week (or ``width``), as call_band_week should hold them."""
+def _global(path, table: str) -> dict[tuple, tuple]:
+    """A ``call_band_global_*`` table keyed as the team tables, with team ``*``."""
+    columns = COLUMNS.replace("team, ", "")
+    return {(r[0], "*", *r[1:7]): r[7:] for r in query_rows(path, f"SELECT {columns} FROM {table}")}
+
+
+def _by_week(rows: dict[tuple, tuple], width: int = WEEK, *, over_teams: bool = False) -> dict[tuple, list]:
+    """Rows added up per epoch-aligned week (or ``width``), as call_band_week should hold them;
+    ``over_teams``: over every team too (team ``*``), as the global tables should."""
     out: dict[tuple, list] = {}
-    for (start, *key), row in rows.items():
-        k = (start // width * width, *key)
+    for (start, team, *key), row in rows.items():
+        k = (start // width * width, "*" if over_teams else team, *key)
         acc = out.get(k)
         if acc is None:
             out[k] = list(row)
@@ -171,6 +178,10 @@ def test_call_band_day_equals_the_calls_and_their_feedback(tmp_path):
     assert len({k[0] for k in weeks}) == 2
     assert any(k[7] == OUT_OF_RANGE_BAND for k in got)
     assert sum(r[8] for r in got.values()) > 200  # plenty of feedback was folded
+    for table, team_table, width in _GLOBAL_TABLES:
+        over_teams = _global(path, table)
+        _assert_equal(over_teams, _by_week(_table(path, team_table), width, over_teams=True))
+        assert len(over_teams) < len(_table(path, team_table))
     # ... some of it written batches before its call (the pending path)
     at = {getattr(e, "request_id", None): i for i, e in enumerate(events) if isinstance(e, ModelCallEvent)}
     early = [
@@ -181,6 +192,26 @@ def test_call_band_day_equals_the_calls_and_their_feedback(tmp_path):
     assert len(early) > 50
     # feedback on a call never recorded waits; the late call's feedback did not
     assert query_rows(path, "SELECT request_id FROM call_band_pending") == [("never-recorded",)]
+
+
+_GLOBAL_TABLES = [
+    ("call_band_global_hour", "call_band_hour", 3600),
+    ("call_band_global_day", "call_band_day", 86400),
+    ("call_band_global_week", "call_band_week", WEEK),
+]
+
+
+def test_migration_13_backfills_what_the_fold_writes(tmp_path):
+    events = _events()
+    path = tmp_path / "rollup.db"
+    _write(path, events)
+    copy = tmp_path / "copy.db"
+    copy_rollup(path, copy)
+    redo_migrations_from(copy, 13)
+    for table, _, _ in _GLOBAL_TABLES:
+        folded = _global(path, table)
+        assert folded
+        _assert_equal(_global(copy, table), {k: list(v) for k, v in folded.items()})
 
 
 def test_migration_4_backfills_what_the_fold_writes(tmp_path):

@@ -43,7 +43,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from exporters.rollup.aggregate import fold_pending, max_row_ids, set_fold_marks  # noqa: E402
-from exporters.rollup.bands import BAND_KEY, BAND_SUMS, BAND_TABLES, merge_sums_sql  # noqa: E402
+from exporters.rollup.bands import (  # noqa: E402
+    BAND_SUMS,
+    BAND_TABLES,
+    GLOBAL_BAND_TABLES,
+    band_key,
+    merge_sums_sql,
+)
 from exporters.rollup.connection import immediate_transaction, open_database  # noqa: E402
 from exporters.rollup.migrations import migrate  # noqa: E402
 from exporters.rollup.projections import PROJECTIONS, merge_projection_sql  # noqa: E402
@@ -515,11 +521,12 @@ _MERGE_TABLES = (
 
 def _merge_call_bands(c: sqlite3.Connection, feedback_offset: int) -> None:
     """Add a later part's call band rows: days are disjoint, a 7-day week may span the split."""
-    columns = ", ".join((*BAND_KEY, *(name for name, _ in BAND_SUMS)))
-    for table in BAND_TABLES:
+    for table in (*BAND_TABLES, *GLOBAL_BAND_TABLES):
+        key = band_key(table)
+        columns = ", ".join((*key, *(name for name, _ in BAND_SUMS)))
         c.execute(
             f"INSERT INTO main.{table} ({columns}) SELECT {columns} FROM part.{table} WHERE true "
-            f"ON CONFLICT ({', '.join(BAND_KEY)}) DO UPDATE SET {merge_sums_sql(table)}"
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {merge_sums_sql(table)}"
         )
     # feedback still waiting for its call names the feedback row by id, which the merge moved
     c.execute(

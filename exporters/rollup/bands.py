@@ -38,13 +38,23 @@ once, in the fold that takes the later one.
 
 from __future__ import annotations
 
-import math
 import sqlite3
-from bisect import bisect_right
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
 import sqlite_utils
+
+from .band_grouping import (
+    CONFIDENCE_BAND,
+    CONFIDENCE_THRESHOLDS,
+    OUT_OF_RANGE_BAND,
+    SHORT_PROMPT_TOKENS,
+    STAGE_WIDTH,
+    THRESHOLD_PARAMS,
+    confidence_band,
+    group_band_rows,
+    stage_band,
+)
 
 __all__ = [
     "BAND_KEY",
@@ -52,12 +62,16 @@ __all__ = [
     "BAND_TABLES",
     "CONFIDENCE_BAND",
     "CONFIDENCE_THRESHOLDS",
+    "GLOBAL_BAND_KEY",
+    "GLOBAL_BAND_TABLES",
     "MIGRATION_4_BAND_TABLES",
     "OUT_OF_RANGE_BAND",
     "SHORT_PROMPT_TOKENS",
     "STAGE_INSERT",
     "backfill_band_hours",
     "backfill_call_bands",
+    "backfill_global_bands",
+    "band_key",
     "clear_stage",
     "confidence_band",
     "create_call_band_tables",
@@ -67,17 +81,19 @@ __all__ = [
     "stage_band",
 ]
 
-#: A prompt of at most this many input tokens is short (the cheaper-model check's threshold).
-SHORT_PROMPT_TOKENS: Final = 2000
-#: Width of the router-confidence bands (the router-threshold check's bands).
-CONFIDENCE_BAND: Final = 0.1
-#: ``band`` of a routed call whose confidence is outside [0, 1].
-OUT_OF_RANGE_BAND: Final = 99
 #: Table -> bucket width in seconds.
 BAND_TABLES: Final = {"call_band_hour": 3600, "call_band_day": 86400, "call_band_week": 7 * 86400}
 #: The tables migration 4 created (``call_band_hour`` came with migration 10).
 MIGRATION_4_BAND_TABLES: Final = ("call_band_day", "call_band_week")
 BAND_KEY: Final = ("bucket_start", "team", "feature", "model", "provider", "routed", "routed_from", "band")
+#: Table -> bucket width of the band tables over every team (migration 13): the same rows without
+#: ``team``, ~420 keys a week at 10M events where ``call_band_week`` has ~2,400.
+GLOBAL_BAND_TABLES: Final = {
+    "call_band_global_hour": 3600,
+    "call_band_global_day": 86400,
+    "call_band_global_week": 7 * 86400,
+}
+GLOBAL_BAND_KEY: Final = tuple(c for c in BAND_KEY if c != "team")
 #: (column, how it is added when rows meet)
 BAND_SUMS: Final = (
     ("calls", "SUM"),
@@ -93,110 +109,6 @@ BAND_SUMS: Final = (
     ("score_sum", "TOTAL"),
 )
 _COLUMNS = (*BAND_KEY, *(c for c, _ in BAND_SUMS))
-
-
-def confidence_band(confidence: float) -> int:
-    """The band index of a confidence: the recommender's ``int(round(confidence / 0.1, 9))``."""
-    return int(round(confidence / CONFIDENCE_BAND, 9))
-
-
-def _threshold(k: int) -> float:
-    """The smallest float in [0, 1] whose band is ``k`` (bisection over the floats themselves)."""
-    lo, hi = 0.0, 1.0  # confidence_band(lo) < k <= confidence_band(hi)
-    while math.nextafter(lo, 2.0) < hi:
-        mid = (lo + hi) / 2
-        if mid <= lo or mid >= hi:
-            mid = math.nextafter(lo, 2.0)
-        if confidence_band(mid) >= k:
-            hi = mid
-        else:
-            lo = mid
-    return hi
-
-
-#: ``CONFIDENCE_THRESHOLDS[k - 1]``: the lowest confidence of band k (1..10). Bound as SQL
-#: parameters, so SQL and Python compare the same doubles and agree with :func:`confidence_band`.
-CONFIDENCE_THRESHOLDS: Final = tuple(_threshold(k) for k in range(1, confidence_band(1.0) + 1))
-_THRESHOLD_PARAMS: Final = {f"c{k}": t for k, t in enumerate(CONFIDENCE_THRESHOLDS, start=1)}
-
-
-def stage_band(routed: int, input_tokens: int, confidence: float) -> int:
-    """``band`` of an in-scope call (as the SQL below computes it), for the in-memory fold."""
-    if routed == 0:
-        return 1 if input_tokens <= SHORT_PROMPT_TOKENS else 0
-    if not 0.0 <= confidence <= 1.0:
-        return OUT_OF_RANGE_BAND
-    return bisect_right(CONFIDENCE_THRESHOLDS, confidence)
-
-
-def group_band_rows(calls: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]] | None:
-    """The band stage rows of new ``model_calls`` rows (``rows.py`` layout), grouped in memory as
-    :data:`_STAGE_CALLS_SQL` groups them in SQL; None: let the SQL decide (a NULL token count, a
-    NaN confidence, a time SQLite's integer division would bucket differently).
-
-    Runs after ``prefold``'s minute and activity grouping (in C or Python), as its own loop: one
-    key tuple and eight additions per in-scope call.
-    """
-    groups: dict[tuple[Any, ...], list[Any]] = {}
-    hour, short, thresholds, isnan, last_ts = (
-        _STAGE_WIDTH,
-        SHORT_PROMPT_TOKENS,
-        CONFIDENCE_THRESHOLDS,
-        math.isnan,
-        _LAST_TS,
-    )
-    get = groups.get
-    try:
-        for (
-            ts, _, _, team, _, feature, _, model, _, provider, _, _, input_tokens, output_tokens, cache_read,
-            _, _, cost, base, priced, _, _, _, _, _, routed, routed_from, confidence,
-        ) in calls:  # fmt: skip
-            if feature is None:
-                continue  # out of scope: no check reads it
-            if routed == 0:
-                key = (
-                    int(ts) // hour * hour,
-                    team or "",
-                    feature,
-                    model,
-                    provider,
-                    0,
-                    "",
-                    int(input_tokens <= short),
-                )
-            elif routed == 1 and confidence is not None:
-                if isnan(confidence):  # SQLite stores NaN as NULL, which is out of scope
-                    return None
-                band = bisect_right(thresholds, confidence) if 0.0 <= confidence <= 1.0 else OUT_OF_RANGE_BAND
-                bucket = int(ts) // hour * hour
-                key = (bucket, team or "", feature, model, provider, 1, routed_from or "", band)
-            else:
-                continue
-            if not 0.0 <= ts <= last_ts:
-                return None
-            acc = get(key)
-            if acc is None:
-                # calls, input, output, cache read, cost, priced, baseline, min confidence, feedback x3
-                groups[key] = [1, input_tokens, output_tokens, cache_read, cost or 0.0, priced, base or 0.0,
-                               confidence if routed else None, 0, 0, 0.0]  # fmt: skip
-                continue
-            acc[0] += 1
-            acc[1] += input_tokens
-            acc[2] += output_tokens
-            acc[3] += cache_read
-            if cost is not None:
-                acc[4] += cost
-            acc[5] += priced
-            if base is not None:
-                acc[6] += base
-            if routed and confidence < acc[7]:
-                acc[7] = confidence
-    except TypeError:  # a NULL where the SQL would compute NULL
-        return None
-    out = [(*key, *sums) for key, sums in groups.items()]
-    if any(isinstance(v, float) and isnan(v) for row in out for v in row):
-        return None
-    return out
 
 
 def _band_sql(c: str) -> str:
@@ -227,8 +139,7 @@ def _scope_sql(c: str) -> str:
 
 
 #: The stage keys calls by hour; each table regroups the stage to its width.
-_STAGE_WIDTH = BAND_TABLES["call_band_hour"]
-_LAST_TS = 253_402_300_799.0  # 9999-12-31T23:59:59Z: as prefold, times past it go to the SQL grouping
+_STAGE_WIDTH = STAGE_WIDTH
 _GROUP = ", ".join(str(i) for i in range(1, len(BAND_KEY) + 1))
 _STAGE = "temp._nexus_fold_band"
 _STAGE_CREATE = f"CREATE TEMP TABLE IF NOT EXISTS _nexus_fold_band ({', '.join(_COLUMNS)})"
@@ -289,17 +200,26 @@ def merge_sums_sql(table: str) -> str:
     return ", ".join(updates)
 
 
-def _upsert_sql(table: str, width: int) -> str:
-    select = [f"(bucket_start / {width}) * {width}", *BAND_KEY[1:]]
-    select += [f"{how}({column})" for column, how in BAND_SUMS]
+def band_key(table: str) -> tuple[str, ...]:
+    """The primary key of a band table."""
+    return GLOBAL_BAND_KEY if table in GLOBAL_BAND_TABLES else BAND_KEY
+
+
+def _upsert_sql(table: str, width: int, source: str = _STAGE) -> str:
+    """``source``'s band rows (narrower buckets, with or without team) grouped into ``table``."""
+    key = band_key(table)
+    select = [f"(bucket_start / {width}) * {width}", *key[1:], *(f"{how}({c})" for c, how in BAND_SUMS)]
+    columns = (*key, *(c for c, _ in BAND_SUMS))
+    group = ", ".join(str(i) for i in range(1, len(key) + 1))
     return (
-        f"INSERT INTO {table} ({', '.join(_COLUMNS)})\n"
-        f"SELECT {', '.join(select)} FROM {_STAGE} GROUP BY {_GROUP}\n"
-        f"ON CONFLICT ({', '.join(BAND_KEY)}) DO UPDATE SET {merge_sums_sql(table)}"
+        f"INSERT INTO {table} ({', '.join(columns)})\n"
+        f"SELECT {', '.join(select)} FROM {source} WHERE true GROUP BY {group}\n"
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {merge_sums_sql(table)}"
     )
 
 
-_UPSERT_SQL: Final = {table: _upsert_sql(table, width) for table, width in BAND_TABLES.items()}
+_ALL_TABLES: Final = {**BAND_TABLES, **GLOBAL_BAND_TABLES}
+_UPSERT_SQL: Final = {table: _upsert_sql(table, width) for table, width in _ALL_TABLES.items()}
 
 
 _TYPES: Final = {"bucket_start": "INTEGER", "routed": "INTEGER", "band": "INTEGER", "cost_usd": "REAL"} | {
@@ -317,10 +237,12 @@ def create_call_band_tables(
     rows: 1.2 s instead of 0.6 s at 1M events), and every upsert would write both.
     """
     for table in tables:
+        key = band_key(table)
         columns = ", ".join(
-            f"{c} {_TYPES.get(c, 'TEXT')}{'' if c == 'min_confidence' else ' NOT NULL'}" for c in _COLUMNS
+            f"{c} {_TYPES.get(c, 'TEXT')}{'' if c == 'min_confidence' else ' NOT NULL'}"
+            for c in (*key, *(c for c, _ in BAND_SUMS))
         )
-        db.execute(f"CREATE TABLE {table} ({columns}, PRIMARY KEY ({', '.join(BAND_KEY)})) WITHOUT ROWID")
+        db.execute(f"CREATE TABLE {table} ({columns}, PRIMARY KEY ({', '.join(key)})) WITHOUT ROWID")
     if "call_band_day" in tables:
         db["call_band_pending"].create(
             {"feedback_id": int, "request_id": str}, pk="feedback_id", not_null={"request_id"}
@@ -340,17 +262,17 @@ def fold_call_bands(
     feedback_after: int,
     new_calls: bool,
     staged: bool,
-    tables: Sequence[str] = tuple(BAND_TABLES),
+    tables: Sequence[str] = tuple(_ALL_TABLES),
 ) -> None:
     """Fold the calls above ``calls_after`` (``staged``: already in the stage) and the feedback above
     ``feedback_after`` into the band ``tables``."""
     if new_calls and not staged:
-        conn.execute(_STAGE_CALLS_SQL, {"calls": calls_after, **_THRESHOLD_PARAMS})
+        conn.execute(_STAGE_CALLS_SQL, {"calls": calls_after, **THRESHOLD_PARAMS})
     if new_calls and conn.execute("SELECT EXISTS (SELECT 1 FROM call_band_pending)").fetchone()[0]:
-        conn.execute(_STAGE_PENDING_SQL, {"calls": calls_after, **_THRESHOLD_PARAMS})
+        conn.execute(_STAGE_PENDING_SQL, {"calls": calls_after, **THRESHOLD_PARAMS})
         conn.execute(_UNPEND_SQL, {"calls": calls_after})
     if conn.execute("SELECT COALESCE(MAX(id), 0) FROM feedback").fetchone()[0] > feedback_after:
-        conn.execute(_STAGE_NEW_FEEDBACK_SQL, {"feedback": feedback_after, **_THRESHOLD_PARAMS})
+        conn.execute(_STAGE_NEW_FEEDBACK_SQL, {"feedback": feedback_after, **THRESHOLD_PARAMS})
         conn.execute(_PEND_NEW_FEEDBACK_SQL, {"feedback": feedback_after})
     if conn.execute(f"SELECT EXISTS (SELECT 1 FROM {_STAGE})").fetchone()[0]:
         for table in tables:
@@ -385,8 +307,14 @@ _BACKFILL_HOUR_FEEDBACK_SQL = _stage_feedback_sql(
 def backfill_band_hours(conn: sqlite3.Connection, *, calls_upto: int, feedback_upto: int) -> None:
     """Fill ``call_band_hour`` from the kept raw rows at or below the fold marks (migration 10)."""
     clear_stage(conn)
-    params = {"calls": calls_upto, "feedback": feedback_upto, **_THRESHOLD_PARAMS}
+    params = {"calls": calls_upto, "feedback": feedback_upto, **THRESHOLD_PARAMS}
     conn.execute(_BACKFILL_HOUR_CALLS_SQL, params)
     conn.execute(_BACKFILL_HOUR_FEEDBACK_SQL, params)
     conn.execute(_UPSERT_SQL["call_band_hour"])
     conn.execute(_STAGE_CLEAR)
+
+
+def backfill_global_bands(conn: sqlite3.Connection) -> None:
+    """Fill the band tables over every team from the team ones, width by width (migration 13)."""
+    for table, width in GLOBAL_BAND_TABLES.items():
+        conn.execute(_upsert_sql(table, width, table.replace("_global", "")))

@@ -21,7 +21,13 @@ from datetime import datetime, timezone
 import sqlite_utils
 
 from .aggregate import RowMarks, backfill_team_activity, fold_marks, max_row_ids, set_fold_marks
-from .bands import backfill_band_hours, backfill_call_bands, create_call_band_tables
+from .bands import (
+    GLOBAL_BAND_TABLES,
+    backfill_band_hours,
+    backfill_call_bands,
+    backfill_global_bands,
+    create_call_band_tables,
+)
 from .connection import immediate_transaction
 from .event_days import backfill_event_days, create_event_day_tables
 from .projections import (
@@ -371,6 +377,12 @@ def _admin_projections(db: sqlite_utils.Database) -> None:
     backfill_projections(db.conn, MIGRATION_12_PROJECTIONS)
 
 
+def _global_bands(db: sqlite_utils.Database) -> None:
+    """Migration 13: the call bands over every team, regrouped from the team tables width by width."""
+    create_call_band_tables(db, list(GLOBAL_BAND_TABLES))
+    backfill_global_bands(db.conn)
+
+
 #: Every migration, in version order.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
@@ -412,6 +424,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "agg_feature_global_*, agg_model_global_*, agg_usage_global_*, agg_owner_*: the projections "
         "without team and project, and by team and project alone",
         _admin_projections,
+    ),
+    Migration(
+        13,
+        "call_band_global_hour, call_band_global_day, call_band_global_week: the call bands over every team",
+        _global_bands,
     ),
 )
 

@@ -3,8 +3,9 @@
     git archive <base-commit> recommender | tar -x -C /tmp/rec-base
     python benchmarks/recommender/compare.py --base /tmp/rec-base --rollup /tmp/nexus-bench/rollup-10m.db
 
-The base tree's ``recommender/`` package and this checkout's are loaded in two
-worker processes (each ``create_app`` with every answer computed on request:
+The base tree's ``recommender/`` package (and its ``exporters/``, if it holds one:
+the base then needs ``--base-rollup``, the same data at its schema) and this checkout's
+are loaded in two worker processes (each ``create_app`` with every answer computed on request:
 result cache and precomputer off, the clock frozen at the data's end, as in
 ``run.py``). Each (endpoint, period, key) is sent to one worker and then the
 other, the order alternating from case to case and round to round, so both
@@ -64,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", required=True, help="a directory holding the base commit's recommender/")
     parser.add_argument("--rollup", default="/tmp/nexus-bench/rollup-10m.db")
+    parser.add_argument(
+        "--base-rollup",
+        help="the file the base answers from (default: --rollup); when --base holds its own exporters/, "
+        "a copy of the same data at the base's schema version (a newer schema is refused)",
+    )
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--periods", default="30d,90d")
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help="comma-separated paths")
@@ -76,9 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     trees = {"before": f"{args.base}{os.pathsep}{ROOT}", "after": str(ROOT)}
     procs = {}
+    rollups = {"before": args.base_rollup or args.rollup, "after": args.rollup}
     for name, path in trees.items():
         procs[name] = subprocess.Popen(
-            [sys.executable, __file__, "--worker", "--base", args.base, "--rollup", args.rollup],
+            [sys.executable, __file__, "--worker", "--base", args.base, "--rollup", rollups[name]],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

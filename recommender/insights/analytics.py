@@ -8,6 +8,7 @@ computed from the figures, with the numbers it rests on.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,7 +19,7 @@ from ..store.totals import derived, grouped, regroup, series, total
 from ..store.users import ActivitySource, user_metrics
 from .costs import CostCube, cost_breakdown, cost_cube, router_savings
 
-__all__ = ["analytics_report", "business_metrics", "usage_metrics"]
+__all__ = ["UsageReads", "analytics_report", "business_metrics", "read_usage", "usage_metrics"]
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -29,34 +30,45 @@ def _change(now: float, before: float) -> float | None:
     return round((now - before) / before, 4) if before else None
 
 
-def usage_metrics(
-    rollup: Rollup,
-    query: Query,
-    active_users: int,
-    cube: CostCube | None = None,
-    *,
-    source: ActivitySource | None = None,
-) -> dict[str, Any]:
-    hourly = series(rollup, query, step=3600, sums=("requests",))
-    by_hour: dict[int, int] = defaultdict(int)
-    for row in hourly:
-        by_hour[datetime.fromtimestamp(row["t"], timezone.utc).hour] += int(row["requests"])
-    requests = sum(by_hour.values())
-    peak = sorted(by_hour.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
-    src = ActivitySource(rollup, query) if source is None else source
-    feature_users = src.feature_users(query.range.start, query.range.end)
-    uses = events.feature_uses_by_feature(rollup, query)
+@dataclass(frozen=True, slots=True)
+class UsageReads:
+    """What the usage figures read besides the activity and the cost cube (one read side by side)."""
+
+    #: requests per hour of the range: ``t`` (UTC hour start) and ``requests``
+    hourly: list[dict[str, Any]]
+    #: feature -> uses recorded
+    uses: dict[str, float]
+    sessions: int
+
+
+def read_usage(rollup: Rollup, query: Query) -> UsageReads:
     ssql, sparams, _ = events.where("sessions", query)
     sessions = rollup.execute(
         f"SELECT COUNT(DISTINCT session_id) FROM sessions WHERE {ssql} AND state = 'started'", sparams
     ).fetchone()[0]
-    cube = cost_cube(rollup, query) if cube is None else cube
+    return UsageReads(
+        hourly=series(rollup, query, step=3600, sums=("requests",)),
+        uses=events.feature_uses_by_feature(rollup, query),
+        sessions=int(sessions),
+    )
+
+
+def usage_metrics(
+    active_users: int, cube: CostCube, reads: UsageReads, feature_users: dict[str, int]
+) -> dict[str, Any]:
+    """Requests, peak hours, sessions and feature adoption, from what the answer read."""
+    by_hour: dict[int, int] = defaultdict(int)
+    for row in reads.hourly:
+        by_hour[datetime.fromtimestamp(row["t"], timezone.utc).hour] += int(row["requests"])
+    requests = sum(by_hour.values())
+    peak = sorted(by_hour.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+    uses = reads.uses
     by_feature = {r["feature"] or "(none)": int(r["requests"]) for r in regroup(cube.features, ("feature",))}
     features = sorted(set(feature_users) | set(uses) | {f for f in by_feature if f != "(none)"})
     return {
         "requests": requests,
         "requests_per_active_user": _ratio(requests, active_users),
-        "sessions": int(sessions),
+        "sessions": reads.sessions,
         "peak_hours_utc": [{"hour": h, "requests": n, "share": _ratio(n, requests)} for h, n in peak],
         "requests_by_hour_utc": [{"hour": h, "requests": by_hour.get(h, 0)} for h in range(24)],
         "feature_adoption": [
@@ -80,11 +92,21 @@ def _revenue(rollup: Rollup, query: Query, time_range: TimeRange) -> tuple[float
     return float(amount), int(payers), ignored
 
 
-def business_metrics(rollup: Rollup, query: Query, users: dict[str, Any], cost_usd: float) -> dict[str, Any]:
-    revenue, payers, ignored = _revenue(rollup, query, query.range)
-    previous, _, _ = _revenue(rollup, query, query.range.previous())
+def _revenues(rollup: Rollup, query: Query) -> dict[str, tuple[float, int, list[str]]]:
+    """Revenue of the range, of the previous period and of the last 30 days (the MRR)."""
     end = query.range.end
-    last_30d, _, _ = _revenue(rollup, query, TimeRange(end - 30 * 86400, end, "30d"))
+    return {
+        "range": _revenue(rollup, query, query.range),
+        "previous": _revenue(rollup, query, query.range.previous()),
+        "last_30d": _revenue(rollup, query, TimeRange(end - 30 * 86400, end, "30d")),
+    }
+
+
+def business_metrics(
+    users: dict[str, Any], cost_usd: float, revenues: dict[str, tuple[float, int, list[str]]]
+) -> dict[str, Any]:
+    revenue, payers, ignored = revenues["range"]
+    previous, last_30d = revenues["previous"][0], revenues["last_30d"][0]
     out: dict[str, Any] = {
         "revenue_usd": round(revenue, 2),
         "previous_period_revenue_usd": round(previous, 2),
@@ -105,9 +127,8 @@ def business_metrics(rollup: Rollup, query: Query, users: dict[str, Any], cost_u
 
 
 def _model_rows(
-    rollup: Rollup, query: Query, requests: int, by_model: list[dict[str, Any]]
+    requests: int, by_model: list[dict[str, Any]], quality: dict[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    quality = events.feedback_by(rollup, query, "model")
     out = []
     for row in sorted(by_model, key=lambda r: -int(r["requests"])):
         figures = derived(row)
@@ -183,16 +204,33 @@ def _insights(metrics: dict[str, Any], previous: dict[str, Any]) -> list[dict[st
     return out
 
 
-def analytics_report(rollup: Rollup, query: Query) -> dict[str, Any]:
-    # one scan with every sum per model (quantiles need the histogram), one with cost sums per
-    # breakdown dimension; everything else regroups those in Python
-    by_model = grouped(rollup, query, ("model", "provider"))
-    cube = cost_cube(rollup, query)
-    overall = derived((regroup(by_model, ()) or [{}])[0])
-    before = derived(total(rollup, query.with_range(query.range.previous())))
-    # the user metrics and feature adoption share one read of the range's activity
+def _people(rollup: Rollup, query: Query) -> tuple[dict[str, Any], dict[str, int]]:
+    """The user metrics and users per feature, which share one read of the range's activity."""
     activity = ActivitySource(rollup, query)
     users = user_metrics(rollup, query, source=activity)
+    return users, activity.feature_users(query.range.start, query.range.end)
+
+
+def _money(rollup: Rollup, query: Query) -> dict[str, Any]:
+    """The aggregates' reads: one with every sum per model (quantiles need the histogram), the
+    cost cube, the previous period's totals, errors by type, feedback per model, revenue."""
+    return {
+        "by_model": grouped(rollup, query, ("model", "provider")),
+        "cube": cost_cube(rollup, query),
+        "before": derived(total(rollup, query.with_range(query.range.previous()))),
+        "errors_by_type": events.errors_by_type(rollup, query),
+        "quality": events.feedback_by(rollup, query, "model"),
+        "revenue": _revenues(rollup, query),
+    }
+
+
+def analytics_report(rollup: Rollup, query: Query) -> dict[str, Any]:
+    # three independent groups of reads side by side; everything else regroups what they read
+    money, (users, feature_users), usage = rollup.concurrently(
+        lambda: _money(rollup, query), lambda: _people(rollup, query), lambda: read_usage(rollup, query)
+    )
+    by_model, cube = money["by_model"], money["cube"]
+    overall = derived((regroup(by_model, ()) or [{}])[0])
     breakdown = cost_breakdown(rollup, query, cube)
     router = router_savings(rollup, query, cube)
     perf = {
@@ -207,7 +245,7 @@ def analytics_report(rollup: Rollup, query: Query) -> dict[str, Any]:
             "ttft_mean_s",
         )
     }
-    perf["errors_by_type"] = events.errors_by_type(rollup, query)
+    perf["errors_by_type"] = money["errors_by_type"]
     perf["by_provider"] = [
         {
             "provider": r["provider"],
@@ -217,7 +255,7 @@ def analytics_report(rollup: Rollup, query: Query) -> dict[str, Any]:
     ]
     metrics: dict[str, Any] = {
         "users": users,
-        "usage": usage_metrics(rollup, query, users["active_users"], cube, source=activity),
+        "usage": usage_metrics(users["active_users"], cube, usage, feature_users),
         "costs": {
             "total_usd": overall["cost_usd"],
             "unpriced_requests": overall["unpriced_requests"],
@@ -235,8 +273,8 @@ def analytics_report(rollup: Rollup, query: Query) -> dict[str, Any]:
                 "tokens_per_request",
             )
         },
-        "models": _model_rows(rollup, query, overall["requests"], by_model),
+        "models": _model_rows(overall["requests"], by_model, money["quality"]),
         "performance": perf,
-        "business": business_metrics(rollup, query, users, overall["cost_usd"]),
+        "business": business_metrics(users, overall["cost_usd"], money["revenue"]),
     }
-    return {"metrics": metrics, "insights": _insights(metrics, before)}
+    return {"metrics": metrics, "insights": _insights(metrics, money["before"])}

@@ -116,21 +116,39 @@ def _clean(value: Any) -> Any:
     return value
 
 
+_Found = list[dict[str, Any]]
+
+
 def recommend(
     rollup: Rollup, query: Query, *, who: Principal, settings: dict[str, Any]
 ) -> list[Recommendation]:
     """The ranked recommendations for ``query`` (at most ``settings["recommendations_top_n"]``)."""
     per_month = 30.0 / max(query.range.days, 1e-9)
     table = price_table(settings)
-    found: list[dict[str, Any]] = []
-    facts = call_facts(rollup, query)  # the raw-call scans the cheaper-model and router checks share
-    found += cheaper_model(rollup, query, table, per_month, facts=facts)
-    found += prompt_caching(rollup, query, table, per_month)
-    found += router_threshold(rollup, query, per_month, facts=facts)
-    found += provider_errors(rollup, query)
-    found += low_adoption(rollup, query, per_month)
     now = min(clock.now(), query.range.end)
-    found += budget_overrun(rollup, query, who, settings.get("budgets_path"), now)
+
+    def by_band() -> tuple[_Found, _Found]:
+        facts = call_facts(rollup, query)  # the call bands the cheaper-model and router checks share
+        return (
+            cheaper_model(rollup, query, table, per_month, facts=facts),
+            router_threshold(rollup, query, per_month, facts=facts),
+        )
+
+    def by_aggregates() -> tuple[_Found, _Found]:
+        return prompt_caching(rollup, query, table, per_month), provider_errors(rollup, query)
+
+    def by_users_and_budgets() -> tuple[_Found, _Found]:
+        return (
+            low_adoption(rollup, query, per_month),
+            budget_overrun(rollup, query, who, settings.get("budgets_path"), now),
+        )
+
+    # independent checks, side by side (each group reads on its own connection); the list keeps
+    # the checks' order, which breaks ties in the ranking
+    (cheaper, router), (caching, errors), (adoption, budgets) = rollup.concurrently(
+        by_band, by_aggregates, by_users_and_budgets
+    )
+    found = [*cheaper, *caching, *router, *errors, *adoption, *budgets]
     found.sort(key=_rank)
     top_n = int(settings.get("recommendations_top_n") or 10)
     return [

@@ -3,6 +3,11 @@
 The recommender never writes the collector's tables; it keeps its own results
 (anomalies, the alert inbox) in tables added by a rollup migration, written
 through :meth:`Rollup.writer`.
+
+An answer made of independent reads runs them side by side (:meth:`Rollup.concurrently`):
+SQLite steps a statement without Python's GIL, so two reads on two connections use two
+cores. Each read is its own snapshot of the file, as the reads of an answer always were,
+except inside :meth:`Rollup.snapshot`, where they run one after another in it.
 """
 
 from __future__ import annotations
@@ -11,25 +16,38 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from exporters.rollup.connection import BUSY_TIMEOUT_MS, immediate_transaction, open_database
 from exporters.rollup.migrations import migrate
 
 from .ordinals import UserOrdinals
 
-__all__ = ["Rollup"]
+__all__ = ["READ_WORKERS", "Rollup"]
+
+#: Threads that run the reads :meth:`Rollup.concurrently` hands off (the caller's thread runs one more).
+READ_WORKERS = min(4, os.cpu_count() or 1)
 
 
 class Rollup:
-    """The rollup at ``path``, created and migrated on first use if it does not exist."""
+    """The rollup at ``path``, created and migrated on first use if it does not exist.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    ``read_workers``: threads for :meth:`concurrently` (0: every read in the caller's thread).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, read_workers: int = READ_WORKERS) -> None:
+        if read_workers < 0:
+            raise ValueError("read_workers must be >= 0")
         self.path = os.fspath(path)
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._migrated = False
+        self._read_workers = read_workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         #: users' bitmap ordinals, read once (see :mod:`recommender.store.ordinals`)
         self.user_ordinals = UserOrdinals()
 
@@ -62,6 +80,41 @@ class Rollup:
     def rows(self, sql: str, params: tuple[object, ...] | list[object] = ()) -> list[dict[str, object]]:
         return [dict(row) for row in self.execute(sql, params)]
 
+    def concurrently(self, *reads: Callable[[], Any]) -> list[Any]:
+        """Run ``reads`` (functions of no arguments) side by side and return their results in order.
+
+        The first runs in the calling thread, the others on the reader threads, each on that
+        thread's connection. They run one after another when there are no reader threads, when
+        called from a reader thread (a read handed off never waits for another) or inside
+        :meth:`snapshot`. An exception is raised once every read has finished.
+        """
+        pool = self._reader_pool()
+        if pool is None or len(reads) < 2 or getattr(self._local, "reader", False):
+            return [read() for read in reads]
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and conn.in_transaction:
+            return [read() for read in reads]
+        futures = [pool.submit(read) for read in reads[1:]]
+        try:
+            first = reads[0]()
+        finally:
+            for future in futures:
+                future.exception()  # wait for every read before anything is raised
+        return [first, *(future.result() for future in futures)]
+
+    def _reader_pool(self) -> ThreadPoolExecutor | None:
+        if self._read_workers == 0:
+            return None
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    self._read_workers, thread_name_prefix="nexus-rollup-read", initializer=self._mark_reader
+                )
+            return self._pool
+
+    def _mark_reader(self) -> None:
+        self._local.reader = True
+
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
         """This thread's reads inside see one state of the file (a read transaction), however
@@ -89,6 +142,11 @@ class Rollup:
                 db.conn.close()
 
     def close(self) -> None:
+        """Close this thread's connection and stop the reader threads (which close theirs)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()

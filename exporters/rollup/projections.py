@@ -1,26 +1,28 @@
-"""Narrow aggregates: the minute/hour/day sums summed over fewer dimensions, by hour, day and week.
+"""Narrow aggregates: the minute/hour/day sums summed over fewer dimensions, by week, day, hour (and minute).
 
 ``agg_hour`` and ``agg_day`` key every bucket by all eight aggregate dimensions, so at
 10M events a day holds ~2,900 rows and a 90-day answer grouped by model read ~290k of
 them, although the model breakdown of a team has ~300 keys a day. A projection keeps the
-same sums per (bucket, a subset of the dimensions) at three widths: hour, day and
-epoch-aligned week (a week starts on a Thursday 00:00 UTC, as ``call_band_week``). A
-reader whose grouping and filters fall inside a projection's dimensions reads whole weeks,
-then whole days, then whole hours from it, and only the partial hours at the range's
-edges from ``agg_minute`` and the raw calls (``recommender.store.source``).
+same sums per (bucket, a subset of the dimensions) at its widths: epoch-aligned week (a
+week starts on a Thursday 00:00 UTC, as ``call_band_week``), day and hour, some also
+minute. A reader whose grouping and filters fall inside a projection's dimensions reads
+whole weeks, then whole days, hours (and minutes) from it, and only the rest of the
+range's edges from ``agg_minute`` and the raw calls (``recommender.store.source``).
 
-Every projection is folded from the fold's minute stage (the new calls grouped by minute
-and every dimension), once to the hour, and the hour groups of the batch to the day and
-the week; migration 7 fills them from ``agg_hour`` and ``agg_day`` the same way. Integer
-sums are exactly those of the full aggregates; a float sum (cost, latency) is the same
-numbers added in another order, equal up to the last bits. ``WITHOUT ROWID``: a range of
-buckets is one contiguous read of the primary key.
+Each fold groups the batch once into a stage per projection, at the projection's narrowest
+width, and adds the stage to every width. The stage is filled from the fold's minute stage
+(the new calls grouped by minute and every dimension), or from the stage of the projection's
+``parent`` (a wider projection it regroups) when that is narrow enough. Migration 7 fills
+its projections from ``agg_hour`` and ``agg_day``. Integer sums are exactly those of the
+full aggregates; a float sum (cost, latency) is the same numbers added in another order,
+equal up to the last bits. ``WITHOUT ROWID``: a range of buckets is one contiguous read of
+the primary key.
 
 Migration 12 adds the projections an admin's answer reads: without team and project
 (``*_global``) and by team and project alone (``owner``). Over every team, the model
 breakdown has ~17 keys a week where ``agg_model_week`` has ~306, and prompt caching ~197
-where ``agg_usage_week`` has ~2,900. Each regroups a wider projection (its ``parent``): the
-fold groups the parent's hour stage, and migration 12 the parent's tables, width by width.
+where ``agg_usage_week`` has ~2,900. Each regroups its parent's table of every width the
+parent keeps, and ``agg_minute`` for its minutes.
 """
 
 from __future__ import annotations

@@ -233,9 +233,17 @@ MIGRATION_6_TABLES: tuple[str, ...] = ("team_hour", "user_ordinals", "active_use
 MIGRATION_6_INDEXES: tuple[str, ...] = ("idx_model_calls_errors", "idx_feedback_ts_covering")
 
 
+def drop_migration_14(db: object) -> None:
+    """Turn a migrated rollup's schema back into version 13's (the caller deletes the ``_migrations`` rows)."""
+    db["user_calls"].drop(ignore=True)  # type: ignore[index]
+    db["model_calls"].create_index(["user_id", "ts"], if_not_exists=True)  # type: ignore[index]
+
+
 def drop_migration_13(db: object) -> None:
     """Turn a migrated rollup's schema back into version 12's (the caller deletes the ``_migrations`` rows)."""
     from exporters.rollup.bands import GLOBAL_BAND_TABLES
+
+    drop_migration_14(db)
 
     for table in GLOBAL_BAND_TABLES:
         db[table].drop(ignore=True)  # type: ignore[index]
@@ -315,6 +323,7 @@ _DROP_FROM = {
     11: drop_migration_11,
     12: drop_migration_12,
     13: drop_migration_13,
+    14: drop_migration_14,
 }
 
 

@@ -22,6 +22,7 @@ from .event_days import fold_event_days
 from .projections import fold_projections
 from .schema import AGG_DIMENSIONS, AGG_TABLES, CALL_ROW_EXPRESSIONS, agg_columns, agg_sum_columns
 from .team_hours import fold_team_hours
+from .user_calls import fold_user_calls
 from .user_ceilings import fold_user_ceilings
 from .user_fold import USER_TEAM_DAY_CONFLICT, USER_TEAM_DAY_FEATURES_CONFLICT, fold_user_activity
 from .user_sets import fold_user_sets
@@ -272,6 +273,7 @@ def fold_new_rows(
         fold_projections(conn, _STAGE)
         conn.execute(_STAGE_CLEAR)
         fold_user_ceilings(conn, activity, calls_after=calls_after)
+        fold_user_calls(conn, calls_after=calls_after)
     fold_user_activity(conn, activity)
     fold_user_sets(conn, activity)
     if new_uses:

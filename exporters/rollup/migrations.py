@@ -38,6 +38,7 @@ from .projections import (
 )
 from .schema import AGG_DIMENSIONS, AGG_TABLES, agg_columns
 from .team_hours import backfill_team_hours, create_team_hour_table
+from .user_calls import backfill_user_calls, create_user_calls_table
 from .user_ceilings import backfill_user_ceilings, create_user_ceiling_table
 from .user_sets import (
     backfill_feature_weeks,
@@ -383,6 +384,13 @@ def _global_bands(db: sqlite_utils.Database) -> None:
     backfill_global_bands(db.conn)
 
 
+def _user_calls(db: sqlite_utils.Database) -> None:
+    """Migration 14: ``user_calls`` from the folded calls, in place of the ``(user_id, ts)`` index."""
+    create_user_calls_table(db)
+    backfill_user_calls(db.conn, calls_upto=fold_marks(db.conn).calls)
+    db.execute("DROP INDEX IF EXISTS idx_model_calls_user_id_ts")
+
+
 #: Every migration, in version order.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
@@ -429,6 +437,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         13,
         "call_band_global_hour, call_band_global_day, call_band_global_week: the call bands over every team",
         _global_bands,
+    ),
+    Migration(
+        14,
+        "user_calls: each folded call by hour and user, in place of the (user_id, ts) index of model_calls",
+        _user_calls,
     ),
 )
 

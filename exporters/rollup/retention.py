@@ -19,6 +19,7 @@ import sqlite_utils
 from .aggregate import fold_marks
 from .connection import immediate_transaction
 from .schema import RAW_TABLES
+from .user_calls import prune_user_calls
 
 __all__ = ["parse_duration", "prune"]
 
@@ -52,6 +53,8 @@ def prune(db: sqlite_utils.Database, *, older_than_s: float, now: float | None =
             else:
                 sql, args = f"DELETE FROM {table} WHERE ts < ?", (cutoff,)
             deleted[table] = conn.execute(sql, args).rowcount
+        if deleted["model_calls"]:
+            prune_user_calls(conn, cutoff=cutoff, calls_upto=marks.calls)
         if deleted["feedback"]:
             conn.execute(
                 "DELETE FROM call_band_pending WHERE NOT EXISTS "

@@ -37,6 +37,7 @@ from ..auth import Principal
 from ..params import Query, TimeRange, iso_utc
 from ..store.reader import Rollup
 from ..store.totals import grouped
+from ..store.user_calls import user_calls_clause
 from ..store.users import ActivitySource
 from .costs import budget_status
 from .recommend_quality import call_facts, cheaper_model, price_table, prompt_caching
@@ -259,9 +260,13 @@ def _first_used(rollup: Rollup, query: Query, src: ActivitySource) -> dict[str, 
     tables = ["model_calls"] if {"model", "provider"} & set(src.filters) else ["model_calls", "feature_uses"]
     out: dict[str, float] = {}
     for table in tables:
+        where, params = clauses, values
+        if table == "model_calls" and "user_id" in src.filters:
+            user_sql, user_params = user_calls_clause(src.filters["user_id"])
+            where, params = f"{clauses} AND {user_sql}", [*values, *user_params]
         rows = rollup.execute(
-            f"SELECT feature, MIN(ts) FROM {table} WHERE feature IS NOT NULL AND {clauses} GROUP BY feature",
-            values,
+            f"SELECT feature, MIN(ts) FROM {table} WHERE feature IS NOT NULL AND {where} GROUP BY feature",
+            params,
         ).fetchall()
         for feature, t in rows:
             out[feature] = min(out.get(feature, t), t)

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from ..params import Query
 from .day_sets import SET_FILTERS, DaySets, day_name, popcount
 from .reader import Rollup
+from .user_calls import first_call_sql, user_calls_clause
 
 __all__ = [
     "DAY",
@@ -120,6 +121,11 @@ class ActivitySource:
         for table in self._tables():
             clauses = ["ts >= ?", "ts < ?", "user_id IS NOT NULL"]
             params.extend((a, b))
+            if table == "model_calls" and "user_id" in self.filters:
+                # one user's calls: through user_calls, so the time terms must not pick the ts index (+)
+                user_sql, user_params = user_calls_clause(self.filters["user_id"], start=a, end=b)
+                clauses[:2] = ["+ts >= ?", "+ts < ?", user_sql]
+                params.extend(user_params)
             for name, value in sorted(self.filters.items()):
                 clauses.append(f"{name} = ?")
                 params.append(value)
@@ -265,11 +271,16 @@ class ActivitySource:
                     out[user] = float(row[0])
             return out
         for table in self._tables():
-            # walks the (user_id, ts) index from the user's first event to the first one that matches
-            sql = f"SELECT ts FROM {table} WHERE user_id = ?{clauses} ORDER BY ts LIMIT 1"
+            if table == "model_calls":  # walks the user's hours in user_calls to the first match
+                sql = first_call_sql([name for name, _ in others])
+            else:  # walks the (user_id, ts) index from the user's first event to the first one that matches
+                sql = f"SELECT ts FROM {table} WHERE user_id = ?{clauses} ORDER BY ts LIMIT 1"
             for user in users:
-                row = conn.execute(sql, (user, *values)).fetchone()
-                if row is not None:
+                if table == "model_calls":
+                    row = conn.execute(sql, (user, user, *values, user, *values)).fetchone()
+                else:
+                    row = conn.execute(sql, (user, *values)).fetchone()
+                if row is not None and row[0] is not None:
                     out[user] = min(out.get(user, float(row[0])), float(row[0]))
         return out
 

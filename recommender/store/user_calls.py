@@ -1,0 +1,69 @@
+"""One user's raw calls, found through ``user_calls`` (rollup migration 14).
+
+``model_calls`` has no index led by ``user_id`` since migration 14: the collector's fold keeps
+``user_calls (hour, user_id, ts, call_id)`` instead (``exporters.rollup.user_calls``). A
+user-filtered read of ``model_calls`` ANDs :func:`user_calls_clause` to its WHERE: the user's
+call ids, one short primary-key range per hour of the range, plus the calls above the fold
+mark (committed, not folded yet: at most one deferred fold's worth), read by rowid.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["UNFOLDED_CALLS", "first_call_sql", "user_calls_clause"]
+
+_HOUR: Final = 3600
+#: The calls the fold has not reached yet (the ``fold_marks`` row of ``model_calls``).
+UNFOLDED_CALLS: Final = "(SELECT COALESCE(MAX(last_id), 0) FROM fold_marks WHERE source = 'model_calls')"
+
+
+def _hours(first: str, stop: str, source: str = "") -> str:
+    """A subquery listing the hour starts from ``first`` up to before ``stop`` (SQL expressions)."""
+    step = f"SELECT v + {_HOUR}, stop FROM h WHERE v + {_HOUR} < stop"
+    return f"(WITH RECURSIVE h(v, stop) AS (SELECT {first}, {stop}{source} UNION ALL {step}) SELECT v FROM h)"
+
+
+def user_calls_clause(
+    user_id: object, *, start: float | None = None, end: float | None = None, alias: str = ""
+) -> tuple[str, list[object]]:
+    """``(sql, params)`` true for ``user_id``'s calls (in ``[start, end)`` when given, else ever).
+
+    It selects by row id only: the caller keeps its own ``user_id = ?`` and time terms, which
+    the unfolded calls still need. The hours are listed by a recursive CTE, so each is a seek
+    into the primary key; SQLite would otherwise read every user's rows of the range.
+    """
+    prefix = f"{alias}." if alias else ""
+    if start is None or end is None:
+        hours = _hours("MIN(hour)", f"MAX(hour) + {_HOUR}", " FROM user_calls")
+        params: list[object] = [user_id]
+        in_range = ""
+    else:
+        hours = _hours("?", "?")
+        params = [int(start // _HOUR) * _HOUR, end, user_id, start, end]
+        in_range = " AND ts >= ? AND ts < ?"
+    sql = (
+        f"({prefix}id IN (SELECT call_id FROM user_calls WHERE hour IN {hours} AND user_id = ?{in_range}) "
+        f"OR {prefix}id > {UNFOLDED_CALLS})"
+    )
+    return sql, params
+
+
+def first_call_sql(filters: list[str]) -> str:
+    """SQL for the time of a user's first call matching ``c.<name> = ?`` for each name in ``filters``.
+
+    Parameters: the user id, the user id, the filter values, the user id, the filter values.
+    The hours are walked in order from the user's first active day (``user_day``, kept
+    forever), and the first matching call ends the walk, as the ``(user_id, ts)`` index's
+    order once did; then the unfolded calls.
+    """
+    clauses = "".join(f" AND c.{name} = ?" for name in filters)
+    first_day = "(SELECT CAST(strftime('%s', MIN(day)) AS INTEGER) FROM user_day WHERE user_id = u0.user)"
+    first = f"MAX(COALESCE({first_day}, 0), (SELECT MIN(hour) FROM user_calls))"
+    hours = _hours(first, f"(SELECT MAX(hour) + {_HOUR} FROM user_calls)", " FROM (SELECT ? AS user) u0")
+    folded = (
+        "SELECT * FROM (SELECT c.ts AS t FROM user_calls u JOIN model_calls c ON c.id = u.call_id "
+        f"WHERE u.hour IN {hours} AND u.user_id = ?{clauses} ORDER BY u.hour, u.ts LIMIT 1)"
+    )
+    unfolded = f"SELECT c.ts FROM model_calls c WHERE c.id > {UNFOLDED_CALLS} AND c.user_id = ?{clauses}"
+    return f"SELECT MIN(t) FROM ({folded} UNION ALL {unfolded})"

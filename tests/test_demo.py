@@ -112,7 +112,10 @@ def test_without_prometheus_serves_the_collector_and_ctrl_c_keeps_every_call(tmp
     proc = subprocess.Popen(
         [sys.executable, "-m", "nexus_otel", "demo", "--workdir", str(tmp_path / "demo"), "--no-prometheus",
          "--history-days", "0.2", "--calls-per-day", "200000", "--collector-port", "0", "--recommender-port", "0",
-         "--summary-every", "1"],
+         "--summary-every", "1",
+         # live arrivals follow the wall clock's diurnal curve: at night on a weekend ~0.2 calls/s, so
+         # a few seconds often held none; a cost spike from the start floors them at 40 % of the peak
+         "--incident", "cost_spike@0m+10m"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV,
     )  # fmt: skip
     lines: list[str] = []
@@ -130,7 +133,7 @@ def test_without_prometheus_serves_the_collector_and_ctrl_c_keeps_every_call(tmp
             assert time.monotonic() < deadline, "no cost reached the collector"
             time.sleep(0.5)
         assert metrics.value("nexus_active_users", {"window": "1d"}) > 0
-        time.sleep(3)  # some live calls
+        time.sleep(5)  # some live calls (~1.8/s)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     finally:

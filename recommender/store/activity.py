@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from ..params import Query
 from .day_sets import SET_FILTERS, DaySets, day_name, popcount
 from .reader import Rollup
-from .user_calls import first_call_sql, user_calls_clause
+from .user_calls import first_call_sql, user_calls_in_range
 
 __all__ = [
     "DAY",
@@ -119,13 +119,13 @@ class ActivitySource:
     def _raw(self, a: float, b: float, columns: str) -> tuple[str, list[object]]:
         parts, params = [], []
         for table in self._tables():
-            clauses = ["ts >= ?", "ts < ?", "user_id IS NOT NULL"]
-            params.extend((a, b))
             if table == "model_calls" and "user_id" in self.filters:
-                # one user's calls: through user_calls, so the time terms must not pick the ts index (+)
-                user_sql, user_params = user_calls_clause(self.filters["user_id"], start=a, end=b)
-                clauses[:2] = ["+ts >= ?", "+ts < ?", user_sql]
+                user_sql, user_params = user_calls_in_range(self.filters["user_id"], a, b)
+                clauses = [user_sql, "user_id IS NOT NULL"]
                 params.extend(user_params)
+            else:
+                clauses = ["ts >= ?", "ts < ?", "user_id IS NOT NULL"]
+                params.extend((a, b))
             for name, value in sorted(self.filters.items()):
                 clauses.append(f"{name} = ?")
                 params.append(value)
@@ -273,13 +273,12 @@ class ActivitySource:
         for table in self._tables():
             if table == "model_calls":  # walks the user's hours in user_calls to the first match
                 sql = first_call_sql([name for name, _ in others])
+                args = lambda user: (user, user, *values, user, *values)  # noqa: E731
             else:  # walks the (user_id, ts) index from the user's first event to the first one that matches
                 sql = f"SELECT ts FROM {table} WHERE user_id = ?{clauses} ORDER BY ts LIMIT 1"
+                args = lambda user: (user, *values)  # noqa: E731
             for user in users:
-                if table == "model_calls":
-                    row = conn.execute(sql, (user, user, *values, user, *values)).fetchone()
-                else:
-                    row = conn.execute(sql, (user, *values)).fetchone()
+                row = conn.execute(sql, args(user)).fetchone()
                 if row is not None and row[0] is not None:
                     out[user] = min(out.get(user, float(row[0])), float(row[0]))
         return out

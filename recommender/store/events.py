@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..params import Query
 from .reader import Rollup
-from .user_calls import user_calls_clause
+from .user_calls import user_calls_in_range
 from .users import DAY, day_of
 
 __all__ = [
@@ -54,13 +54,11 @@ def where(
     start = query.range.start if start is None else start
     end = query.range.end if end is None else end
     user = query.get("user_id") if table == "model_calls" else None
-    # one user's calls: through user_calls, so the time terms must not pick the ts index (+)
-    plus = "+" if user is not None else ""
-    clauses, params, ignored = [f"{plus}{prefix}ts >= ?", f"{plus}{prefix}ts < ?"], [start, end], []
     if user is not None:
-        sql, user_params = user_calls_clause(user, start=start, end=end, alias=alias)
-        clauses.append(sql)
-        params += user_params
+        sql, params = user_calls_in_range(user, start, end, alias=alias)
+        clauses, ignored = [sql], []
+    else:
+        clauses, params, ignored = [f"{prefix}ts >= ?", f"{prefix}ts < ?"], [start, end], []
     for name, value in query.filters:
         if name in COLUMNS[table]:
             if rated_call and name in ("model", "provider", "feature"):

@@ -29,7 +29,7 @@ from exporters.rollup.projections import PROJECTIONS, Projection
 from exporters.rollup.schema import AGG_DIMENSIONS, CALL_ROW_EXPRESSIONS, agg_sum_columns
 from exporters.rollup.team_hours import TEAM_HOUR_EXACT_SUMS, TEAM_HOUR_FILTERS
 
-from .user_calls import user_calls_clause
+from .user_calls import user_calls_in_range
 
 __all__ = ["ALL_COLUMNS", "RAW", "SUM_COLUMNS", "Segment", "Source", "projection_for", "segments", "source"]
 
@@ -181,10 +181,9 @@ def source(
     for seg in segs:
         clauses = []
         if seg.table == RAW and "user_id" in filters:
-            # one user's calls: through user_calls, so the time terms must not pick the ts index (+)
-            user_sql, user_params = user_calls_clause(filters["user_id"], start=seg.start, end=seg.end)
-            clauses.append(f"+ts >= ? AND +ts < ? AND {user_sql}")
-            params.extend((seg.start, seg.end, *user_params))
+            user_sql, user_params = user_calls_in_range(filters["user_id"], seg.start, seg.end)
+            clauses.append(user_sql)
+            params.extend(user_params)
         elif seg.table == RAW:
             clauses.append("ts >= ? AND ts < ?")
             params.extend((seg.start, seg.end))

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["UNFOLDED_CALLS", "first_call_sql", "user_calls_clause"]
+from exporters.rollup.user_calls import HOUR as _HOUR
 
-_HOUR: Final = 3600
+__all__ = ["UNFOLDED_CALLS", "first_call_sql", "user_calls_clause", "user_calls_in_range"]
+
 #: The calls the fold has not reached yet (the ``fold_marks`` row of ``model_calls``).
 UNFOLDED_CALLS: Final = "(SELECT COALESCE(MAX(last_id), 0) FROM fold_marks WHERE source = 'model_calls')"
 
@@ -47,6 +48,19 @@ def user_calls_clause(
         f"OR {prefix}id > {UNFOLDED_CALLS})"
     )
     return sql, params
+
+
+def user_calls_in_range(
+    user_id: object, start: float, end: float, *, alias: str = ""
+) -> tuple[str, list[object]]:
+    """``(sql, params)``: the ``model_calls`` rows of ``user_id`` with ``start <= ts < end``.
+
+    The time terms are written ``+ts``: SQLite would otherwise take the ``(ts, ...)`` index and
+    read every user's rows of the range instead of seeking ``user_calls``.
+    """
+    prefix = f"{alias}." if alias else ""
+    user_sql, user_params = user_calls_clause(user_id, start=start, end=end, alias=alias)
+    return f"+{prefix}ts >= ? AND +{prefix}ts < ? AND {user_sql}", [start, end, *user_params]
 
 
 def first_call_sql(filters: list[str]) -> str:

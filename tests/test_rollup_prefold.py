@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from exporters.rollup import AGG_TABLES, RollupWriter, open_database, prefold
+from exporters.rollup import AGG_TABLES, RollupWriter, band_grouping, open_database, prefold
 from exporters.rollup.rows import prepare_rows
 from nexus_otel.events import FeatureUseEvent, ModelCallEvent
 from tests.rollup_data import model_call, seeded_events, utc
@@ -80,13 +80,15 @@ def test_values_the_sql_treats_specially_still_fold_like_the_sql(tmp_path) -> No
 
 
 def test_the_c_grouping_is_built_and_in_use() -> None:
-    # setup.py builds it wherever a C compiler is (CI installs from scratch): fail loudly if it is not
+    # setup.py builds them wherever a C compiler is (CI installs from scratch): fail loudly if not
     assert prefold.accelerated()
+    assert band_grouping.accelerated()
 
 
-def _odd(row: tuple, rng: random.Random) -> tuple:
-    """A row with one value the C grouping must either group as Python does or hand back."""
-    column = rng.randrange(len(row))
+def _odd(row: tuple, rng: random.Random, column: int | None = None) -> tuple:
+    """A row with one value (at ``column``, else anywhere) the C grouping must either group as
+    Python does or hand back."""
+    column = rng.randrange(len(row)) if column is None else column
     value = rng.choice(
         [None, "", "x", 0, 1, -3, True, False, 2.5, -0.0, float("nan"), float("inf"), -1e308, 2**62, 2**70,
          -5.0, 1e11, 253_402_300_800.0, 86_399.999_999_999_99]
@@ -133,3 +135,58 @@ def test_the_c_grouping_equals_the_python_grouping_exactly(seed: int) -> None:
         else:
             assert repr(c) == repr(python)
     assert 0 < handed_back < 300
+
+
+def _bands_c(calls: list):
+    return band_grouping._accelerated.group_bands(
+        calls, hour=band_grouping.STAGE_WIDTH, short=band_grouping.SHORT_PROMPT_TOKENS,
+        thresholds=band_grouping.CONFIDENCE_THRESHOLDS, out_of_range=band_grouping.OUT_OF_RANGE_BAND,
+        last_ts=band_grouping._LAST_TS,
+    )  # fmt: skip
+
+
+#: Where the band grouping reads a row: ts, team, feature, model, provider, the three token
+#: counts, cost, baseline, priced, routed, routed_from, confidence.
+_BAND_COLUMNS = (0, 3, 5, 7, 9, 12, 13, 14, 17, 18, 19, 25, 26, 27)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_c_band_grouping_equals_the_python_grouping_exactly(seed: int) -> None:
+    """Same band rows in the same order, sums and a lone call's ``priced`` as Python keeps them;
+    where a value is odd, C either agrees or hands the batch back to Python."""
+    events = seeded_events(seed=seed, start=START, days=2, calls=1500)
+    calls = prepare_rows(events).by_table["model_calls"]
+    # every kind of call the stage keys: unrouted short and long prompts, routed in and out of range
+    featured = [c for c in calls if c[5] is not None]
+    edges = (-0.5, 1.0, 1.5, 0.0, *band_grouping.CONFIDENCE_THRESHOLDS)  # each band's lowest confidence too
+    calls += [(*c[:25], True, "gpt-4o", v) for c, v in zip(featured, edges, strict=False)]
+    grouped = _bands_c(calls)
+    python = band_grouping.group_band_rows(calls)
+    assert grouped is not None  # ordinary rows are grouped in C
+    assert [repr(r) for r in grouped] == [repr(r) for r in python]
+    assert {r[5] for r in grouped} == {0, 1}
+    assert {r[7] for r in grouped} >= {0, 1, 10, 99}
+    assert band_grouping.group_bands(calls) == python
+    rng = random.Random(seed)
+    handed_back = agreed = 0
+    for _ in range(400):
+        odd_calls = list(calls[:60])
+        for _ in range(rng.randrange(1, 3)):
+            at = rng.randrange(len(odd_calls))
+            odd_calls[at] = _odd(odd_calls[at], rng, rng.choice(_BAND_COLUMNS))
+        try:
+            python = band_grouping.group_band_rows(odd_calls)
+        except Exception as exc:  # Python refuses the batch: C refuses it too or hands it back
+            try:
+                assert _bands_c(odd_calls) is None
+            except type(exc):
+                pass
+            continue
+        c = _bands_c(odd_calls)
+        if c is None:
+            handed_back += 1
+        else:
+            agreed += 1
+            assert [repr(r) for r in c] == [repr(r) for r in python]
+    assert handed_back > 0
+    assert agreed > 0

@@ -17,12 +17,9 @@
  * None: a value this reader leaves to Python (not an exact int or float where
  * one is expected, a time out of range, a NaN, a sum past int64).
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_fold_c.h"
+
 #include <math.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 
 #define MAX_BUCKETS 64
 #define CALL_WIDTH 28
@@ -41,45 +38,6 @@ typedef struct {
     double cost, first, last;
 } Activity;
 
-typedef struct {
-    void *items;
-    Py_ssize_t size, capacity;
-    size_t item_size;
-} Array;
-
-static void *array_push(Array *array) {
-    if (array->size == array->capacity) {
-        Py_ssize_t capacity = array->capacity ? array->capacity * 2 : 256;
-        void *items = realloc(array->items, (size_t)capacity * array->item_size);
-        if (items == NULL) {
-            PyErr_NoMemory();
-            return NULL;
-        }
-        array->items = items;
-        array->capacity = capacity;
-    }
-    void *item = (char *)array->items + (size_t)array->size * array->item_size;
-    memset(item, 0, array->item_size);
-    array->size++;
-    return item;
-}
-
-/* An int (not a bool: Python would keep a lone one as it is) within int64; 0 otherwise. */
-static int as_int64(PyObject *value, int64_t *out) {
-    if (!PyLong_CheckExact(value)) {
-        return 0;
-    }
-    int overflow;
-    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
-    if (overflow || (number == -1 && PyErr_Occurred())) {
-        PyErr_Clear();
-        return 0;
-    }
-    *out = number;
-    return 1;
-}
-
-static int add(int64_t *sum, int64_t value) { return !__builtin_add_overflow(*sum, value, sum); }
 
 /* Python's float floor division by 86400 (float_floor_div), for the day number. */
 static double floor_div(double x, double y) {
@@ -118,29 +76,6 @@ static PyObject *day_string(DayCache *cache, PyObject *ts_object, double ts) {
     return Py_NewRef(cache->day);
 }
 
-/* key -> index into array, adding a zeroed item for a new key; -1 on a Python error. */
-static Py_ssize_t slot_of(PyObject *index, Array *array, PyObject *key, int *is_new) {
-    PyObject *found = PyDict_GetItemWithError(index, key);
-    if (found != NULL) {
-        *is_new = 0;
-        return PyLong_AsSsize_t(found);
-    }
-    if (PyErr_Occurred()) {
-        return -1;
-    }
-    PyObject *position = PyLong_FromSsize_t(array->size);
-    if (position == NULL || PyDict_SetItem(index, key, position) < 0) {
-        Py_XDECREF(position);
-        return -1;
-    }
-    Py_DECREF(position);
-    if (array_push(array) == NULL) {
-        return -1;
-    }
-    *is_new = 1;
-    return array->size - 1;
-}
-
 /* The activity group of a call or use row v (ts, user, _, team, project, feature, ...) at ts:
    keyed (day of ts, user, team, project, feature), its first and last times updated. */
 static Activity *activity_for(DayCache *days, PyObject *index, Array *activity, PyObject *const *v, double ts) {
@@ -169,14 +104,6 @@ static Activity *activity_for(DayCache *days, PyObject *index, Array *activity, 
         a->last = ts > a->last ? ts : a->last;
     }
     return a;
-}
-
-static PyObject *or_empty(PyObject *value, PyObject *empty) {
-    int truthy = PyObject_IsTrue(value);
-    if (truthy < 0) {
-        return NULL;
-    }
-    return Py_NewRef(truthy ? value : empty);
 }
 
 /* 1: grouped; 0: leave to Python; -1: a Python error. */

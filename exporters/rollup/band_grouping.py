@@ -3,6 +3,10 @@
 See :mod:`exporters.rollup.bands` for the tables these rows are folded into. The SQL
 fold computes the same bands (``bands._band_sql``) with :data:`CONFIDENCE_THRESHOLDS`
 bound as parameters, so both paths put every call in the same band.
+
+:func:`group_bands` groups in C (``_bands_c.c``, built by setup.py) when it can and
+falls back to :func:`group_band_rows`, the Python reference, for any batch the C
+grouping hands back; both give the same rows.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ __all__ = [
     "THRESHOLD_PARAMS",
     "confidence_band",
     "group_band_rows",
+    "group_bands",
     "stage_band",
 ]
 
@@ -138,3 +143,35 @@ def group_band_rows(calls: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]] | N
     if any(isinstance(v, float) and isnan(v) for row in out for v in row):
         return None
     return out
+
+
+def _load_accelerated() -> Any:
+    try:
+        from . import _bands_c
+    except ImportError:  # built by setup.py wherever a C compiler is; the Python loop otherwise
+        return None
+    return _bands_c
+
+
+_accelerated = _load_accelerated()
+
+
+def group_bands(calls: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]] | None:
+    """:func:`group_band_rows` of ``calls``, in C when the C grouping is built and takes the batch."""
+    if _accelerated is not None:
+        rows = _accelerated.group_bands(
+            calls,
+            hour=STAGE_WIDTH,
+            short=SHORT_PROMPT_TOKENS,
+            thresholds=CONFIDENCE_THRESHOLDS,
+            out_of_range=OUT_OF_RANGE_BAND,
+            last_ts=_LAST_TS,
+        )
+        if rows is not None:
+            return rows
+    return group_band_rows(calls)
+
+
+def accelerated() -> bool:
+    """True when the C band grouping is built and in use."""
+    return _accelerated is not None

@@ -27,8 +27,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .aggregate import MINUTE_STAGE_INSERT
+from .band_grouping import group_bands
 from .bands import STAGE_INSERT as BAND_STAGE_INSERT
-from .bands import group_band_rows
 from .rows import columns_of
 from .schema import AGG_TABLES, LATENCY_BOUNDS_S
 
@@ -75,7 +75,7 @@ def stage_rows(
         grouped = group_rows_python(calls, uses)
     if grouped is None:
         return None
-    bands = group_band_rows(calls)  # call_band_day/_week (bands.py): grouped in Python after either
+    bands = group_bands(calls)  # the band stage (bands.py): in C when built, else in Python
     if bands is None:
         return None
     staged, activity = grouped

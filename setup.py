@@ -1,17 +1,18 @@
 """Build hook for the C extensions; everything else is in pyproject.toml.
 
-Three hot loops of the collector, each with a Python twin that is the reference
-and the fallback: ``exporters.otlp._call_rows_c`` reads model-call log records
-into rows (``exporters/otlp/call_rows.py``), ``exporters.rollup._prefold_c``
-groups a transaction's rows for the aggregates (``exporters/rollup/prefold.py``)
-and ``exporters.rollup._bands_c`` groups its calls into bands
-(``exporters/rollup/band_grouping.py``). All are optional: without a C compiler
+Hot loops of the collector, each with a Python twin that is the reference and
+the fallback: ``exporters.otlp._call_rows_c`` reads model-call log records into
+rows (``exporters/otlp/call_rows.py``); ``exporters.rollup._prefold_c`` groups a
+fold's rows for the aggregates (``exporters/rollup/prefold.py``),
+``exporters.rollup._bands_c`` its calls into bands
+(``exporters/rollup/band_grouping.py``) and ``exporters.rollup._user_calls_c``
+its calls by hour and user (``exporters/rollup/user_calls.py``). All are optional: without a C compiler
 the install goes on and the Python twins run, with the same results.
 """
 
 from setuptools import Extension, setup
 
-_FOLD_HEADER = "exporters/rollup/_fold_c.h"  # helpers of both fold modules
+_FOLD_HEADER = "exporters/rollup/_fold_c.h"  # helpers of the fold modules
 _FLAGS = ["-O2", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"]
 
 setup(
@@ -21,6 +22,7 @@ setup(
             ("exporters.otlp._call_rows_c", "exporters/otlp/_call_rows_c.c", []),
             ("exporters.rollup._prefold_c", "exporters/rollup/_prefold_c.c", [_FOLD_HEADER]),
             ("exporters.rollup._bands_c", "exporters/rollup/_bands_c.c", [_FOLD_HEADER]),
+            ("exporters.rollup._user_calls_c", "exporters/rollup/_user_calls_c.c", [_FOLD_HEADER]),
         )
     ]
 )

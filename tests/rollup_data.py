@@ -233,6 +233,20 @@ MIGRATION_6_TABLES: tuple[str, ...] = ("team_hour", "user_ordinals", "active_use
 MIGRATION_6_INDEXES: tuple[str, ...] = ("idx_model_calls_errors", "idx_feedback_ts_covering")
 
 
+def drop_migration_15(db: object) -> None:
+    """Turn a migrated rollup's schema back into version 14's: ``user_calls`` one row per call again."""
+    db.execute(  # type: ignore[attr-defined]
+        "CREATE TABLE user_calls_v14 (hour INTEGER NOT NULL, user_id TEXT NOT NULL, ts REAL NOT NULL, "
+        "call_id INTEGER NOT NULL, PRIMARY KEY (hour, user_id, ts, call_id)) WITHOUT ROWID"
+    )
+    db.execute(  # type: ignore[attr-defined]
+        "INSERT INTO user_calls_v14 SELECT u.hour, u.user_id, c.ts, c.id "
+        "FROM user_calls u, json_each(u.call_ids) j JOIN model_calls c ON c.id = j.value"
+    )
+    db["user_calls"].drop()  # type: ignore[index]
+    db.execute("ALTER TABLE user_calls_v14 RENAME TO user_calls")  # type: ignore[attr-defined]
+
+
 def drop_migration_14(db: object) -> None:
     """Turn a migrated rollup's schema back into version 13's (the caller deletes the ``_migrations`` rows)."""
     db["user_calls"].drop(ignore=True)  # type: ignore[index]
@@ -324,6 +338,7 @@ _DROP_FROM = {
     12: drop_migration_12,
     13: drop_migration_13,
     14: drop_migration_14,
+    15: drop_migration_15,
 }
 
 

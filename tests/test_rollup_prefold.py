@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
 import pytest
 
-from exporters.rollup import AGG_TABLES, RollupWriter, band_grouping, open_database, prefold
+from exporters.rollup import AGG_TABLES, RollupWriter, band_grouping, open_database, prefold, user_calls
 from exporters.rollup.rows import prepare_rows
 from nexus_otel.events import FeatureUseEvent, ModelCallEvent
 from tests.rollup_data import model_call, seeded_events, utc
@@ -20,6 +21,7 @@ TABLES = (
     "user_team_day",
     "user_team_day_features",
     "feature_use_day",
+    "error_day",
 )
 
 
@@ -63,6 +65,25 @@ def test_grouping_in_memory_and_in_sql_give_the_same_aggregates(tmp_path) -> Non
     memory, sql = _tables(in_memory), _tables(in_sql)
     assert sum(r[9] for r in memory["agg_day"]) == sum(isinstance(e, ModelCallEvent) for e in events)
     _same(memory, sql)
+    # user_calls: grouped from memory (in C) in one file, by SQL in the other, the same calls filed
+    assert _filed(in_memory) == _filed(in_sql)
+    assert len(_filed(in_memory)) == sum(
+        isinstance(e, ModelCallEvent) and e.user_id is not None for e in events
+    )
+
+
+def _filed(path) -> list[tuple]:
+    """Each filed call's hour, user and time, from user_calls' groups, whose bounds must hold."""
+    db = open_database(path, readonly=True)
+    try:
+        rows = db.execute(
+            "SELECT u.hour, u.user_id, c.ts, u.first_ts, u.last_ts FROM user_calls u, json_each(u.call_ids) j "
+            "JOIN model_calls c ON c.id = j.value ORDER BY 1, 2, 3"
+        ).fetchall()
+    finally:
+        db.close()
+    assert all(hour <= ts < hour + 3600 and first <= ts <= last for hour, _, ts, first, last in rows)
+    return [row[:3] for row in rows]
 
 
 def test_values_the_sql_treats_specially_still_fold_like_the_sql(tmp_path) -> None:
@@ -83,6 +104,7 @@ def test_the_c_grouping_is_built_and_in_use() -> None:
     # setup.py builds them wherever a C compiler is (CI installs from scratch): fail loudly if not
     assert prefold.accelerated()
     assert band_grouping.accelerated()
+    assert user_calls.accelerated()
 
 
 def _odd(row: tuple, rng: random.Random, column: int | None = None) -> tuple:
@@ -183,6 +205,36 @@ def test_the_c_band_grouping_equals_the_python_grouping_exactly(seed: int) -> No
                 pass
             continue
         c = _bands_c(odd_calls)
+        if c is None:
+            handed_back += 1
+        else:
+            agreed += 1
+            assert [repr(r) for r in c] == [repr(r) for r in python]
+    assert handed_back > 0
+    assert agreed > 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_c_user_call_grouping_equals_the_python_grouping_exactly(seed: int) -> None:
+    """Same (hour, user) groups in the same order with the same ids and bounds; where a time or
+    user id is odd, C either agrees or hands the batch back to the SQL grouping."""
+    events = seeded_events(seed=seed, start=START, days=2, calls=1500)
+    calls = prepare_rows(events).by_table["model_calls"]
+    grouped = user_calls.group_user_calls(calls, first_id=41)
+    python = user_calls.group_user_calls_python(calls, first_id=41)
+    assert grouped is not None  # ordinary rows are grouped in C
+    assert [repr(r) for r in grouped] == [repr(r) for r in python]
+    listed = sorted(i for row in grouped for i in json.loads(row[5]))
+    assert listed == [41 + n for n, c in enumerate(calls) if c[1] is not None]
+    rng = random.Random(seed)
+    handed_back = agreed = 0
+    for _ in range(300):
+        odd_calls = list(calls[:50])
+        for _ in range(rng.randrange(1, 3)):
+            at = rng.randrange(len(odd_calls))
+            odd_calls[at] = _odd(odd_calls[at], rng, rng.randrange(2))
+        python = user_calls.group_user_calls_python(odd_calls, first_id=7)
+        c = user_calls.group_user_calls(odd_calls, first_id=7)
         if c is None:
             handed_back += 1
         else:

@@ -1,4 +1,4 @@
-"""``user_calls`` (migration 14): each folded call by hour and user, and the user-filtered reads through it."""
+"""``user_calls`` (migrations 14 and 15): the folded calls by hour and user, and the user-filtered reads through it."""
 
 from __future__ import annotations
 
@@ -51,6 +51,25 @@ def _folded_calls(path: str, upto: int | None = None) -> list[tuple]:
     )
 
 
+def _filed_calls(path: str) -> list[tuple]:
+    """``user_calls`` listed call by call, ``(hour, user, ts, id)``; each group's bounds checked."""
+    groups = query_rows(
+        path,
+        "SELECT u.first_call_id, u.first_ts, u.last_ts, MIN(j.value), MIN(c.ts), MAX(c.ts), COUNT(c.id), COUNT(*) "
+        "FROM user_calls u, json_each(u.call_ids) j LEFT JOIN model_calls c ON c.id = j.value "
+        "GROUP BY u.hour, u.user_id, u.first_call_id",
+    )
+    for first_id, first_ts, last_ts, min_id, min_ts, max_ts, stored, listed in groups:
+        assert stored == listed  # no id of a deleted call
+        assert (first_ts, last_ts) == (min_ts, max_ts)
+        assert first_id <= min_id
+    return query_rows(
+        path,
+        "SELECT u.hour, u.user_id, c.ts, c.id FROM user_calls u, json_each(u.call_ids) j "
+        "JOIN model_calls c ON c.id = j.value ORDER BY 1, 2, 3, 4",
+    )
+
+
 def _mark(path: str) -> int:
     return query_rows(path, "SELECT last_id FROM fold_marks WHERE source = 'model_calls'")[0][0]
 
@@ -58,8 +77,7 @@ def _mark(path: str) -> int:
 def test_the_fold_files_every_folded_call_with_a_user_and_none_above_the_mark(rollup: str) -> None:
     mark = _mark(rollup)
     assert 0 < mark < query_rows(rollup, "SELECT MAX(id) FROM model_calls")[0][0]
-    stored = query_rows(rollup, "SELECT hour, user_id, ts, call_id FROM user_calls ORDER BY 1, 2, 3, 4")
-    assert stored == _folded_calls(rollup, mark)
+    assert _filed_calls(rollup) == _folded_calls(rollup, mark)
     assert query_rows(
         rollup, "SELECT COUNT(*) FROM model_calls WHERE user_id IS NULL AND id <= " + str(mark)
     )[0][0]
@@ -135,9 +153,7 @@ def test_a_user_filtered_read_seeks_user_calls_instead_of_reading_the_range(roll
         for r in conn.execute(f"EXPLAIN QUERY PLAN SELECT COUNT(*) FROM model_calls c WHERE {sql}", params)
     ]
     assert "MULTI-INDEX OR" in plan
-    assert any(
-        step.startswith("SEARCH user_calls USING PRIMARY KEY (hour=? AND user_id=?") for step in plan
-    ), plan
+    assert any(step.startswith("SEARCH u USING PRIMARY KEY (hour=? AND user_id=?") for step in plan), plan
     assert not any(
         step.startswith(("SCAN c", "SEARCH c USING INDEX", "SEARCH c USING COVERING")) for step in plan
     ), plan
@@ -189,9 +205,7 @@ def test_migration_14_files_the_folded_calls_and_the_next_fold_the_rest(rollup: 
     copy_rollup(rollup, path)
     redo_migrations_from(path, 14)  # back to 13 (with the (user_id, ts) index), then migrated again
     mark = _mark(path)
-    assert query_rows(
-        path, "SELECT hour, user_id, ts, call_id FROM user_calls ORDER BY 1, 2, 3, 4"
-    ) == _folded_calls(path, mark)
+    assert _filed_calls(path) == _folded_calls(path, mark)
     assert not query_rows(
         path, "SELECT 1 FROM pragma_index_list('model_calls') WHERE name = 'idx_model_calls_user_id_ts'"
     )
@@ -199,9 +213,7 @@ def test_migration_14_files_the_folded_calls_and_the_next_fold_the_rest(rollup: 
     writer.fold()
     writer.close()
     assert _mark(path) > mark
-    assert query_rows(
-        path, "SELECT hour, user_id, ts, call_id FROM user_calls ORDER BY 1, 2, 3, 4"
-    ) == _folded_calls(path)
+    assert _filed_calls(path) == _folded_calls(path)
 
 
 def test_retention_deletes_the_rows_of_the_calls_it_deletes(rollup: str, tmp_path) -> None:
@@ -215,6 +227,4 @@ def test_retention_deletes_the_rows_of_the_calls_it_deletes(rollup: str, tmp_pat
     deleted = prune(db, older_than_s=1.0, now=cutoff + 1.0)
     assert deleted["model_calls"] > 0
     assert query_rows(path, "SELECT MIN(ts) FROM model_calls")[0][0] >= cutoff
-    assert query_rows(
-        path, "SELECT hour, user_id, ts, call_id FROM user_calls ORDER BY 1, 2, 3, 4"
-    ) == _folded_calls(path)
+    assert _filed_calls(path) == _folded_calls(path)

@@ -246,22 +246,24 @@ def fold_new_rows(
 ) -> None:
     """Add the rows above the given ids to the aggregates (inside the caller's transaction).
 
-    ``stage``, when given, fills the minute and band stages itself (from rows it knows were
-    all inserted) and returns the activity stage rows; None falls back to grouping in SQL.
+    ``stage``, when given, fills the minute and band stages and adds the new calls to
+    ``user_calls`` and ``error_day`` itself (from rows it knows were all inserted) and returns
+    the activity stage rows; None falls back to grouping in SQL.
     New feedback is folded into the band tables whatever else is new.
     """
     clear_band_stage(conn)
-    fold_event_days(conn, calls_after=calls_after, feedback_after=feedback_after)
     if new_calls:
         conn.execute(_STAGE_CREATE)
         conn.execute(_STAGE_CLEAR)
     if not (new_calls or new_uses):
+        fold_event_days(conn, calls_after=calls_after, feedback_after=feedback_after)
         fold_call_bands(
             conn, calls_after=calls_after, feedback_after=feedback_after, new_calls=False, staged=False
         )
         return
     activity = None if stage is None else stage(conn)
     staged = activity is not None
+    fold_event_days(conn, calls_after=calls_after, feedback_after=feedback_after, calls=not staged)
     if activity is None:
         if new_calls:
             conn.execute(_STAGE_SQL, (calls_after,))
@@ -273,7 +275,8 @@ def fold_new_rows(
         fold_projections(conn, _STAGE)
         conn.execute(_STAGE_CLEAR)
         fold_user_ceilings(conn, activity, calls_after=calls_after)
-        fold_user_calls(conn, calls_after=calls_after)
+        if not staged:  # the stage filed them from memory
+            fold_user_calls(conn, calls_after=calls_after)
     fold_user_activity(conn, activity)
     fold_user_sets(conn, activity)
     if new_uses:

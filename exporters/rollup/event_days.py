@@ -22,9 +22,13 @@ fills them from the raw rows at or below the marks. ``day`` is ``YYYY-MM-DD`` (U
 from __future__ import annotations
 
 import sqlite3
-from typing import Final
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
 import sqlite_utils
+
+from .rows import columns_of
 
 __all__ = [
     "ERROR_DAY_KEY",
@@ -32,6 +36,7 @@ __all__ = [
     "UNNAMED_FEEDBACK_INDEX",
     "backfill_event_days",
     "create_event_day_tables",
+    "file_errors",
     "fold_event_days",
 ]
 
@@ -58,6 +63,13 @@ ON CONFLICT ({", ".join(FEEDBACK_DAY_KEY)}) DO UPDATE SET
     score_sum = feedback_day.score_sum + excluded.score_sum
 """
 _NO_LIMIT: Final = 2**63 - 1
+_ERROR_COLUMNS: Final = tuple(
+    columns_of("model_calls").index(c) for c in ("ts", "team", "project", "provider", "outcome", "error_type")
+)
+_ERRORS_UPSERT: Final = (
+    f"INSERT INTO error_day ({', '.join(ERROR_DAY_KEY)}, errors) VALUES (?, ?, ?, ?, ?, ?) "
+    f"ON CONFLICT ({', '.join(ERROR_DAY_KEY)}) DO UPDATE SET errors = error_day.errors + excluded.errors"
+)
 
 
 def create_event_day_tables(db: sqlite_utils.Database) -> None:
@@ -75,10 +87,40 @@ def create_event_day_tables(db: sqlite_utils.Database) -> None:
     db.execute(f"CREATE INDEX {UNNAMED_FEEDBACK_INDEX} ON feedback (ts) WHERE model IS NULL")
 
 
-def fold_event_days(conn: sqlite3.Connection, *, calls_after: int, feedback_after: int) -> None:
-    """Add the failed calls and feedback above the given row ids (inside the fold's transaction)."""
-    conn.execute(_ERRORS_SQL, {"after": calls_after, "upto": _NO_LIMIT})
+def fold_event_days(
+    conn: sqlite3.Connection, *, calls_after: int, feedback_after: int, calls: bool = True
+) -> None:
+    """Add the failed calls and feedback above the given row ids (inside the fold's transaction).
+
+    ``calls=False``: the failed calls were added from memory (:func:`file_errors`).
+    """
+    if calls:
+        conn.execute(_ERRORS_SQL, {"after": calls_after, "upto": _NO_LIMIT})
     conn.execute(_FEEDBACK_SQL, {"after": feedback_after, "upto": _NO_LIMIT})
+
+
+def file_errors(
+    conn: sqlite3.Connection, calls: Sequence[Sequence[Any]], *, day_of: Callable[[float], str]
+) -> None:
+    """Add the failed ones of new ``model_calls`` rows (``rows.py`` layout), grouped in memory as
+    ``_ERRORS_SQL`` groups them (2 % of the calls: a filter instead of SQL reading every row).
+
+    ``day_of`` gives ``date(ts, 'unixepoch')``; the caller has checked every time is in its range.
+    """
+    ts_at, team_at, project_at, provider_at, outcome_at, type_at = _ERROR_COLUMNS
+    counts = Counter(
+        (
+            day_of(row[ts_at]),
+            "" if row[team_at] is None else row[team_at],
+            "" if row[project_at] is None else row[project_at],
+            row[provider_at],
+            "unknown" if row[type_at] is None else row[type_at],
+        )
+        for row in calls
+        if row[outcome_at] == "error"
+    )
+    if counts:
+        conn.executemany(_ERRORS_UPSERT, [(*key, errors) for key, errors in counts.items()])
 
 
 def backfill_event_days(conn: sqlite3.Connection, *, calls_upto: int, feedback_upto: int) -> None:

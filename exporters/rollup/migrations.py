@@ -38,7 +38,7 @@ from .projections import (
 )
 from .schema import AGG_DIMENSIONS, AGG_TABLES, agg_columns
 from .team_hours import backfill_team_hours, create_team_hour_table
-from .user_calls import backfill_user_calls, create_user_calls_table
+from .user_calls import create_v14_user_calls, regroup_v14_user_calls
 from .user_ceilings import backfill_user_ceilings, create_user_ceiling_table
 from .user_sets import (
     backfill_feature_weeks,
@@ -386,9 +386,13 @@ def _global_bands(db: sqlite_utils.Database) -> None:
 
 def _user_calls(db: sqlite_utils.Database) -> None:
     """Migration 14: ``user_calls`` from the folded calls, in place of the ``(user_id, ts)`` index."""
-    create_user_calls_table(db)
-    backfill_user_calls(db.conn, calls_upto=fold_marks(db.conn).calls)
+    create_v14_user_calls(db, calls_upto=fold_marks(db.conn).calls)
     db.execute("DROP INDEX IF EXISTS idx_model_calls_user_id_ts")
+
+
+def _grouped_user_calls(db: sqlite_utils.Database) -> None:
+    """Migration 15: ``user_calls`` one row per (hour, user, fold) with the calls' ids, not one per call."""
+    regroup_v14_user_calls(db)
 
 
 #: Every migration, in version order.
@@ -442,6 +446,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         14,
         "user_calls: each folded call by hour and user, in place of the (user_id, ts) index of model_calls",
         _user_calls,
+    ),
+    Migration(
+        15,
+        "user_calls: one row per hour, user and fold listing its calls' ids, not one per call",
+        _grouped_user_calls,
     ),
 )
 

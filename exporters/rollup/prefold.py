@@ -29,8 +29,10 @@ from typing import Any
 from .aggregate import MINUTE_STAGE_INSERT
 from .band_grouping import group_bands
 from .bands import STAGE_INSERT as BAND_STAGE_INSERT
+from .event_days import file_errors
 from .rows import columns_of
 from .schema import AGG_TABLES, LATENCY_BOUNDS_S
+from .user_calls import file_user_calls
 
 __all__ = ["accelerated", "group_rows_python", "stage_rows"]
 
@@ -62,10 +64,15 @@ if columns_of("model_calls") != _CALL_COLUMNS or columns_of("feature_uses") != _
 
 
 def stage_rows(
-    conn: sqlite3.Connection, *, calls: Sequence[Sequence[Any]], uses: Sequence[Sequence[Any]]
+    conn: sqlite3.Connection,
+    *,
+    calls: Sequence[Sequence[Any]],
+    uses: Sequence[Sequence[Any]],
+    first_call_id: int,
 ) -> list[tuple[Any, ...]] | None:
-    """Fill the fold's minute stage from rows that were all inserted and return their activity
-    stage rows; None: use the SQL grouping."""
+    """Fill the fold's minute and band stages and add the calls to ``user_calls`` and
+    ``error_day`` from rows that were all inserted (``calls[n]`` has row id ``first_call_id + n``)
+    and return their activity stage rows; None: use the SQL grouping."""
     grouped = None
     if _accelerated is not None:
         grouped = _accelerated.group(
@@ -83,6 +90,8 @@ def stage_rows(
         conn.executemany(MINUTE_STAGE_INSERT, staged)
     if bands:
         conn.executemany(BAND_STAGE_INSERT, bands)
+    file_user_calls(conn, calls, first_id=first_call_id)
+    file_errors(conn, calls, day_of=_day)
     return activity
 
 

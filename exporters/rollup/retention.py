@@ -54,7 +54,7 @@ def prune(db: sqlite_utils.Database, *, older_than_s: float, now: float | None =
                 sql, args = f"DELETE FROM {table} WHERE ts < ?", (cutoff,)
             deleted[table] = conn.execute(sql, args).rowcount
         if deleted["model_calls"]:
-            prune_user_calls(conn, cutoff=cutoff, calls_upto=marks.calls)
+            prune_user_calls(conn, cutoff=cutoff)
         if deleted["feedback"]:
             conn.execute(
                 "DELETE FROM call_band_pending WHERE NOT EXISTS "

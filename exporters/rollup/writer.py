@@ -36,7 +36,7 @@ from .connection import Synchronous, immediate_transaction, open_database
 from .migrations import migrate
 from .prefold import stage_rows
 from .retention import prune
-from .rows import TABLE_ORDER, PreparedRows, insert_sql, prepare_rows
+from .rows import TABLE_ORDER, PreparedRows, columns_of, insert_sql, prepare_rows
 
 __all__ = ["RollupWriter", "WriteResult"]
 
@@ -352,7 +352,11 @@ class RollupWriter:
         def stage(conn: sqlite3.Connection, marks: RowMarks, tops: RowMarks) -> list[tuple[Any, ...]] | None:
             if tops.calls - marks.calls != len(all_calls) or tops.uses - marks.uses != len(all_uses):
                 return None
-            return stage_rows(conn, calls=all_calls, uses=all_uses)
+            # as many new row ids as rows, so row n has id marks.calls + 1 + n (SQLite gives each
+            # insert the largest id + 1); the request ids at both ends confirm it
+            if all_calls and not _same_request_ids(conn, all_calls, first_id=marks.calls + 1):
+                return None
+            return stage_rows(conn, calls=all_calls, uses=all_uses, first_call_id=marks.calls + 1)
 
         return stage
 
@@ -367,3 +371,15 @@ class RollupWriter:
             return
         if any(deleted.values()):
             log.info("pruned raw events older than %s days: %s", self.retention_days, deleted)
+
+
+_REQUEST_ID = columns_of("model_calls").index("request_id")
+
+
+def _same_request_ids(conn: sqlite3.Connection, calls: list[tuple[Any, ...]], *, first_id: int) -> bool:
+    """True when the first and last of ``calls`` are stored at ``first_id`` and ``first_id + len - 1``."""
+    ends = {first_id: calls[0][_REQUEST_ID], first_id + len(calls) - 1: calls[-1][_REQUEST_ID]}
+    stored = conn.execute(
+        "SELECT id, request_id FROM model_calls WHERE id IN (?, ?)", (first_id, first_id + len(calls) - 1)
+    ).fetchall()
+    return dict(stored) == ends

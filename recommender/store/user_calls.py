@@ -1,10 +1,12 @@
-"""One user's raw calls, found through ``user_calls`` (rollup migration 14).
+"""One user's raw calls, found through ``user_calls`` (rollup migrations 14 and 15).
 
-``model_calls`` has no index led by ``user_id`` since migration 14: the collector's fold keeps
-``user_calls (hour, user_id, ts, call_id)`` instead (``exporters.rollup.user_calls``). A
-user-filtered read of ``model_calls`` ANDs :func:`user_calls_clause` to its WHERE: the user's
-call ids, one short primary-key range per hour of the range, plus the calls above the fold
-mark (committed, not folded yet: at most one deferred fold's worth), read by rowid.
+``model_calls`` has no index led by ``user_id`` since migration 14: the collector's fold files
+each user's calls of an hour in ``user_calls (hour, user_id, first_call_id) -> first_ts,
+last_ts, call_ids`` instead (``exporters.rollup.user_calls``). A user-filtered read of
+``model_calls`` ANDs :func:`user_calls_clause` to its WHERE: the user's call ids, one short
+primary-key range per hour of the range, each group's ids listed by ``json_each``, plus the
+calls above the fold mark (committed, not folded yet: at most one deferred fold's worth),
+read by rowid.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ def user_calls_clause(
     """``(sql, params)`` true for ``user_id``'s calls (in ``[start, end)`` when given, else ever).
 
     It selects by row id only: the caller keeps its own ``user_id = ?`` and time terms, which
-    the unfolded calls still need. The hours are listed by a recursive CTE, so each is a seek
-    into the primary key; SQLite would otherwise read every user's rows of the range.
+    the unfolded calls and the calls of the range's edge hours still need. The hours are listed
+    by a recursive CTE, so each is a seek into the primary key; SQLite would otherwise read
+    every user's rows of the range.
     """
     prefix = f"{alias}." if alias else ""
     if start is None or end is None:
@@ -42,10 +45,10 @@ def user_calls_clause(
     else:
         hours = _hours("?", "?")
         params = [int(start // _HOUR) * _HOUR, end, user_id, start, end]
-        in_range = " AND ts >= ? AND ts < ?"
+        in_range = " AND u.last_ts >= ? AND u.first_ts < ?"  # a group of the edge hours may miss the range
     sql = (
-        f"({prefix}id IN (SELECT call_id FROM user_calls WHERE hour IN {hours} AND user_id = ?{in_range}) "
-        f"OR {prefix}id > {UNFOLDED_CALLS})"
+        f"({prefix}id IN (SELECT j.value FROM user_calls u, json_each(u.call_ids) j "
+        f"WHERE u.hour IN {hours} AND u.user_id = ?{in_range}) OR {prefix}id > {UNFOLDED_CALLS})"
     )
     return sql, params
 
@@ -68,16 +71,17 @@ def first_call_sql(filters: list[str]) -> str:
 
     Parameters: the user id, the user id, the filter values, the user id, the filter values.
     The hours are walked in order from the user's first active day (``user_day``, kept
-    forever), and the first matching call ends the walk, as the ``(user_id, ts)`` index's
-    order once did; then the unfolded calls.
+    forever); the first hour with a matching call ends the walk (its calls are sorted by time,
+    hour by hour), as the ``(user_id, ts)`` index's order once did; then the unfolded calls.
     """
     clauses = "".join(f" AND c.{name} = ?" for name in filters)
     first_day = "(SELECT CAST(strftime('%s', MIN(day)) AS INTEGER) FROM user_day WHERE user_id = u0.user)"
     first = f"MAX(COALESCE({first_day}, 0), (SELECT MIN(hour) FROM user_calls))"
     hours = _hours(first, f"(SELECT MAX(hour) + {_HOUR} FROM user_calls)", " FROM (SELECT ? AS user) u0")
     folded = (
-        "SELECT * FROM (SELECT c.ts AS t FROM user_calls u JOIN model_calls c ON c.id = u.call_id "
-        f"WHERE u.hour IN {hours} AND u.user_id = ?{clauses} ORDER BY u.hour, u.ts LIMIT 1)"
+        "SELECT * FROM (SELECT c.ts AS t FROM user_calls u, json_each(u.call_ids) j "
+        f"JOIN model_calls c ON c.id = j.value WHERE u.hour IN {hours} AND u.user_id = ?{clauses} "
+        "ORDER BY u.hour, c.ts LIMIT 1)"
     )
     unfolded = f"SELECT c.ts FROM model_calls c WHERE c.id > {UNFOLDED_CALLS} AND c.user_id = ?{clauses}"
     return f"SELECT MIN(t) FROM ({folded} UNION ALL {unfolded})"

@@ -10,9 +10,9 @@ whole weeks, then whole days, hours (and minutes) from it, and only the rest of 
 range's edges from ``agg_minute`` and the raw calls (``recommender.store.source``).
 
 Each fold groups the batch once into a stage per projection, at the projection's narrowest
-width, and adds the stage to every width. The stage is filled from the fold's minute stage
-(the new calls grouped by minute and every dimension), or from the stage of the projection's
-``parent`` (a wider projection it regroups) when that is narrow enough. Migration 7 fills
+width, and adds the stage to every width. The stage is filled from the fold's minute or hour
+stage (the new calls grouped by minute or hour and every dimension), or from the stage of the
+projection's ``parent`` (a wider projection it regroups) when that is narrow enough. Migration 7 fills
 its projections from ``agg_hour`` and ``agg_day``. Integer sums are exactly those of the
 full aggregates; a float sum (cost, latency) is the same numbers added in another order,
 equal up to the last bits. ``WITHOUT ROWID``: a range of buckets is one contiguous read of
@@ -198,12 +198,13 @@ def _stage(projection: Projection) -> str:
     return f"_nexus_fold_{projection.name}_{PROJECTION_WIDTHS[projection.narrowest]}"
 
 
-def _fold_source(projection: Projection, minute_stage: str) -> str:
-    """What the fold groups into ``projection``'s stage: its parent's stage if it is narrow enough."""
+def _fold_source(projection: Projection, minute_stage: str, hour_stage: str) -> str:
+    """What the fold groups into ``projection``'s stage: its parent's stage if it is narrow enough,
+    else the fold's hour stage if the projection keeps no minutes, else its minute stage."""
     parent = projection.parent
     if parent is not None and parent.narrowest <= projection.narrowest:
         return f"temp.{_stage(parent)}"
-    return minute_stage
+    return hour_stage if projection.narrowest >= HOUR else minute_stage
 
 
 @functools.cache
@@ -226,10 +227,11 @@ def _fold_sql(projection: Projection, source: str) -> tuple[str, ...]:
 _CLEAR_STAGES: Final = tuple(f"DELETE FROM temp.{_stage(p)}" for p in _FOLD_ORDER)
 
 
-def fold_projections(conn: sqlite3.Connection, stage: str) -> None:
-    """Add the staged minute groups (``stage``: the fold's minute stage table) to every projection."""
+def fold_projections(conn: sqlite3.Connection, *, minute_stage: str, hour_stage: str) -> None:
+    """Add the fold's staged groups to every projection (the stage tables: the new calls grouped
+    by every aggregate dimension, by minute and by hour)."""
     for projection in _FOLD_ORDER:
-        for sql in _fold_sql(projection, _fold_source(projection, stage)):
+        for sql in _fold_sql(projection, _fold_source(projection, minute_stage, hour_stage)):
             conn.execute(sql)
     for sql in _CLEAR_STAGES:
         conn.execute(sql)

@@ -240,7 +240,7 @@ def drop_migration_15(db: object) -> None:
         "call_id INTEGER NOT NULL, PRIMARY KEY (hour, user_id, ts, call_id)) WITHOUT ROWID"
     )
     db.execute(  # type: ignore[attr-defined]
-        "INSERT INTO user_calls_v14 SELECT u.hour, u.user_id, c.ts, c.id "
+        "INSERT INTO user_calls_v14 SELECT CAST(c.ts / 3600 AS INTEGER) * 3600, u.user_id, c.ts, c.id "
         "FROM user_calls u, json_each(u.call_ids) j JOIN model_calls c ON c.id = j.value"
     )
     db["user_calls"].drop()  # type: ignore[index]

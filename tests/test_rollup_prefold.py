@@ -73,16 +73,16 @@ def test_grouping_in_memory_and_in_sql_give_the_same_aggregates(tmp_path) -> Non
 
 
 def _filed(path) -> list[tuple]:
-    """Each filed call's hour, user and time, from user_calls' groups, whose bounds must hold."""
+    """Each filed call's day, user and time, from user_calls' groups, whose bounds must hold."""
     db = open_database(path, readonly=True)
     try:
         rows = db.execute(
-            "SELECT u.hour, u.user_id, c.ts, u.first_ts, u.last_ts FROM user_calls u, json_each(u.call_ids) j "
+            "SELECT u.day_start, u.user_id, c.ts, u.first_ts, u.last_ts FROM user_calls u, json_each(u.call_ids) j "
             "JOIN model_calls c ON c.id = j.value ORDER BY 1, 2, 3"
         ).fetchall()
     finally:
         db.close()
-    assert all(hour <= ts < hour + 3600 and first <= ts <= last for hour, _, ts, first, last in rows)
+    assert all(day <= ts < day + 86400 and first <= ts <= last for day, _, ts, first, last in rows)
     return [row[:3] for row in rows]
 
 
@@ -216,7 +216,7 @@ def test_the_c_band_grouping_equals_the_python_grouping_exactly(seed: int) -> No
 
 @pytest.mark.parametrize("seed", range(4))
 def test_the_c_user_call_grouping_equals_the_python_grouping_exactly(seed: int) -> None:
-    """Same (hour, user) groups in the same order with the same ids and bounds; where a time or
+    """Same (day, user) groups in the same order with the same ids and bounds; where a time or
     user id is odd, C either agrees or hands the batch back to the SQL grouping."""
     events = seeded_events(seed=seed, start=START, days=2, calls=1500)
     calls = prepare_rows(events).by_table["model_calls"]

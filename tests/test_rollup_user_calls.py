@@ -1,4 +1,4 @@
-"""``user_calls`` (migrations 14 and 15): the folded calls by hour and user, and the user-filtered reads through it."""
+"""``user_calls`` (migrations 14 and 15): the folded calls by day and user, and the user-filtered reads through it."""
 
 from __future__ import annotations
 
@@ -55,17 +55,19 @@ def _filed_calls(path: str) -> list[tuple]:
     """``user_calls`` listed call by call, ``(hour, user, ts, id)``; each group's bounds checked."""
     groups = query_rows(
         path,
-        "SELECT u.first_call_id, u.first_ts, u.last_ts, MIN(j.value), MIN(c.ts), MAX(c.ts), COUNT(c.id), COUNT(*) "
+        "SELECT u.day_start, u.first_call_id, u.first_ts, u.last_ts, MIN(j.value), MIN(c.ts), MAX(c.ts), "
+        "COUNT(c.id), COUNT(*) "
         "FROM user_calls u, json_each(u.call_ids) j LEFT JOIN model_calls c ON c.id = j.value "
-        "GROUP BY u.hour, u.user_id, u.first_call_id",
+        "GROUP BY u.day_start, u.user_id, u.first_call_id",
     )
-    for first_id, first_ts, last_ts, min_id, min_ts, max_ts, stored, listed in groups:
+    for day, first_id, first_ts, last_ts, min_id, min_ts, max_ts, stored, listed in groups:
         assert stored == listed  # no id of a deleted call
+        assert day <= first_ts <= last_ts < day + 86400
         assert (first_ts, last_ts) == (min_ts, max_ts)
         assert first_id <= min_id
     return query_rows(
         path,
-        "SELECT u.hour, u.user_id, c.ts, c.id FROM user_calls u, json_each(u.call_ids) j "
+        "SELECT CAST(c.ts / 3600 AS INTEGER) * 3600, u.user_id, c.ts, c.id FROM user_calls u, json_each(u.call_ids) j "
         "JOIN model_calls c ON c.id = j.value ORDER BY 1, 2, 3, 4",
     )
 
@@ -153,7 +155,9 @@ def test_a_user_filtered_read_seeks_user_calls_instead_of_reading_the_range(roll
         for r in conn.execute(f"EXPLAIN QUERY PLAN SELECT COUNT(*) FROM model_calls c WHERE {sql}", params)
     ]
     assert "MULTI-INDEX OR" in plan
-    assert any(step.startswith("SEARCH u USING PRIMARY KEY (hour=? AND user_id=?") for step in plan), plan
+    assert any(step.startswith("SEARCH u USING PRIMARY KEY (day_start=? AND user_id=?") for step in plan), (
+        plan
+    )
     assert not any(
         step.startswith(("SCAN c", "SEARCH c USING INDEX", "SEARCH c USING COVERING")) for step in plan
     ), plan

@@ -1,13 +1,14 @@
-/* A fold's new calls grouped by (hour, user) into user_calls rows, in C.
+/* A fold's new calls grouped by (day, user) into user_calls rows, in C.
  *
  * The same grouping as user_calls.group_user_calls_python (which stays the
  * reference and the fallback): a key tuple, a dict lookup and a list append
  * per call cost ~0.6 us of bytecode there. Keys are the same Python tuples in
  * a Python dict, so groups are told apart exactly as there.
  *
- * group_user_calls(calls, *, first_id, hour, last_ts) -> rows | None
- * calls[n] is the call with row id first_id + n; rows: (hour, user_id,
- *     first_call_id, first_ts, last_ts, call_ids) per key in first-seen order,
+ * group_user_calls(calls, *, first_id, width, last_ts) -> rows | None
+ * calls[n] is the call with row id first_id + n; rows: (bucket, user_id,
+ *     first_call_id, first_ts, last_ts, call_ids) per (width-second bucket, user)
+ *     in first-seen order,
  *     call_ids a JSON array of the group's row ids in ascending order.
  * None: a value this reader leaves to the SQL grouping (a time that is not a
  * float in [0, last_ts], a user id that is not a str).
@@ -25,12 +26,12 @@ typedef struct {
 } Group;
 
 /* 1: grouped; 0: leave to SQL; -1: a Python error. group_of[n]: the group of call n, or -1. */
-static int assign_groups(PyObject *calls, int64_t hour, double last_ts, PyObject *index, Array *groups,
+static int assign_groups(PyObject *calls, int64_t width, double last_ts, PyObject *index, Array *groups,
                          Py_ssize_t *group_of) {
     Py_ssize_t count = PySequence_Fast_GET_SIZE(calls);
     PyObject **items = PySequence_Fast_ITEMS(calls);
-    PyObject *hour_object = NULL; /* consecutive calls mostly share their hour: one object for it */
-    long long hour_value = -1;
+    PyObject *bucket_object = NULL; /* consecutive calls mostly share their bucket: one object for it */
+    long long bucket_value = -1;
     int status = -1;
     for (Py_ssize_t n = 0; n < count; n++) {
         group_of[n] = -1;
@@ -52,15 +53,15 @@ static int assign_groups(PyObject *calls, int64_t hour, double last_ts, PyObject
             status = 0;
             goto done;
         }
-        long long bucket = (long long)ts / hour * hour;
-        if (hour_object == NULL || bucket != hour_value) {
-            Py_XSETREF(hour_object, PyLong_FromLongLong(bucket));
-            if (hour_object == NULL) {
+        long long bucket = (long long)ts / width * width;
+        if (bucket_object == NULL || bucket != bucket_value) {
+            Py_XSETREF(bucket_object, PyLong_FromLongLong(bucket));
+            if (bucket_object == NULL) {
                 goto done;
             }
-            hour_value = bucket;
+            bucket_value = bucket;
         }
-        PyObject *key = PyTuple_Pack(2, hour_object, user);
+        PyObject *key = PyTuple_Pack(2, bucket_object, user);
         if (key == NULL) {
             goto done;
         }
@@ -84,7 +85,7 @@ static int assign_groups(PyObject *calls, int64_t hour, double last_ts, PyObject
     }
     status = 1;
 done:
-    Py_XDECREF(hour_object);
+    Py_XDECREF(bucket_object);
     return status;
 }
 
@@ -152,15 +153,15 @@ static PyObject *rows_of(Array *groups, const Py_ssize_t *group_of, Py_ssize_t c
 
 static PyObject *group_user_calls(PyObject *module, PyObject *args, PyObject *kwargs) {
     (void)module;
-    static char *names[] = {"calls", "first_id", "hour", "last_ts", NULL};
+    static char *names[] = {"calls", "first_id", "width", "last_ts", NULL};
     PyObject *calls_in;
-    long long first_id, hour;
+    long long first_id, width;
     double last_ts;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O$LLd", names, &calls_in, &first_id, &hour, &last_ts)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O$LLd", names, &calls_in, &first_id, &width, &last_ts)) {
         return NULL;
     }
-    if (hour <= 0) {
-        PyErr_SetString(PyExc_ValueError, "hour must be positive");
+    if (width <= 0) {
+        PyErr_SetString(PyExc_ValueError, "width must be positive");
         return NULL;
     }
     PyObject *calls = PySequence_Fast(calls_in, "calls must be a sequence");
@@ -174,7 +175,7 @@ static PyObject *group_user_calls(PyObject *module, PyObject *args, PyObject *kw
     if (group_of == NULL) {
         PyErr_NoMemory();
     } else if (index != NULL) {
-        int status = assign_groups(calls, hour, last_ts, index, &groups, group_of);
+        int status = assign_groups(calls, width, last_ts, index, &groups, group_of);
         if (status == 1) {
             result = rows_of(&groups, group_of, count, first_id);
         } else if (status == 0) {
@@ -193,12 +194,12 @@ static PyObject *group_user_calls(PyObject *module, PyObject *args, PyObject *kw
 
 static PyMethodDef methods[] = {
     {"group_user_calls", (PyCFunction)(void (*)(void))group_user_calls, METH_VARARGS | METH_KEYWORDS,
-     "group_user_calls(calls, *, first_id, hour, last_ts) -> rows | None"},
+     "group_user_calls(calls, *, first_id, width, last_ts) -> rows | None"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "_user_calls_c", "A fold's new calls grouped by hour and user.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_user_calls_c", "A fold's new calls grouped by day and user.", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

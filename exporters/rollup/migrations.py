@@ -391,7 +391,7 @@ def _user_calls(db: sqlite_utils.Database) -> None:
 
 
 def _grouped_user_calls(db: sqlite_utils.Database) -> None:
-    """Migration 15: ``user_calls`` one row per (hour, user, fold) with the calls' ids, not one per call."""
+    """Migration 15: ``user_calls`` one row per (day, user, fold) with the calls' ids, not one per call."""
     regroup_v14_user_calls(db)
 
 
@@ -449,7 +449,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         15,
-        "user_calls: one row per hour, user and fold listing its calls' ids, not one per call",
+        "user_calls: one row per day, user and fold listing its calls' ids, not one per call",
         _grouped_user_calls,
     ),
 )

@@ -1,4 +1,4 @@
-"""``user_calls``: the folded calls of each user, by hour, in place of a ``(user_id, ts)`` index.
+"""``user_calls``: the folded calls of each user, by day, in place of a ``(user_id, ts)`` index.
 
 A user-filtered read (a ``user:`` scoped key, ``?user_id=``) needs one user's calls in a range.
 Migration 1 served it with an index on ``model_calls (user_id, ts)``. Users are random in
@@ -6,16 +6,18 @@ that key, so every transaction wrote a page of that index for almost every row i
 the collector's commits of one or two 512-event frames wrote ~3 KB per row more with it than
 without it, and it took ~30 % of the committer's CPU per event (``benchmarks/collector``).
 
-Migration 14 replaced that index with this table, one row per call, filed by the fold. That
-still cost the fold ~2 µs per call (the sort, then a B-tree insert per call among the hour's
-rows). Since migration 15 a row holds a group of calls instead:
-``(hour, user_id, first_call_id) -> first_ts, last_ts, call_ids``, ``WITHOUT ROWID``, where
-``call_ids`` is a JSON array of ``model_calls`` row ids:
+Migration 14 replaced that index with this table, one row per call keyed by hour, filed by
+the fold. That still cost the fold ~2 µs per call (the sort, then a B-tree insert per call
+among the hour's rows), and a reader a primary-key seek per hour of its range (2,160 for 90
+days). Since migration 15 a row holds a group of calls instead:
+``(day_start, user_id, first_call_id) -> first_ts, last_ts, call_ids``, ``WITHOUT ROWID``,
+where ``day_start`` is the UTC day's first second and ``call_ids`` a JSON array of
+``model_calls`` row ids:
 
-* each fold files one row per (hour, user) of its calls, a few thousand rows for tens of
+* each fold files one row per (day, user) of its calls, a few thousand rows for tens of
   thousands of calls, grouped in memory (in C, ``_user_calls_c.c``, or by
   :func:`group_user_calls_python`) or, for rows the writer cannot vouch for, in SQL;
-* one user's calls in ``[a, b)`` are one short primary-key range per hour of the range, the
+* one user's calls in ``[a, b)`` are one short primary-key range per day of the range, the
   groups outside ``[a, b)`` skipped by their first and last times, then ``json_each`` and a
   rowid lookup per call (``recommender.store.user_calls``);
 * calls above the fold marks are not in it yet; readers take those (at most one deferred
@@ -34,6 +36,7 @@ from typing import Any, Final
 import sqlite_utils
 
 __all__ = [
+    "DAY",
     "HOUR",
     "USER_CALLS",
     "accelerated",
@@ -47,14 +50,15 @@ __all__ = [
     "regroup_v14_user_calls",
 ]
 
-HOUR: Final = 3600
+DAY: Final = 86400
+HOUR: Final = 3600  # migration 14's buckets
 USER_CALLS: Final = "user_calls"
 _LAST_TS: Final = 253_402_300_799.0  # 9999-12-31T23:59:59Z: as prefold, later times go to the SQL grouping
-_COLUMNS: Final = "hour, user_id, first_call_id, first_ts, last_ts, call_ids"
+_COLUMNS: Final = "day_start, user_id, first_call_id, first_ts, last_ts, call_ids"
 
 _FOLD_SQL: Final = f"""
 INSERT INTO {USER_CALLS} ({_COLUMNS})
-SELECT CAST(ts / {HOUR} AS INTEGER) * {HOUR}, user_id, MIN(id), MIN(ts), MAX(ts), json_group_array(id)
+SELECT CAST(ts / {DAY} AS INTEGER) * {DAY}, user_id, MIN(id), MIN(ts), MAX(ts), json_group_array(id)
 FROM model_calls WHERE id > :after AND id <= :upto AND user_id IS NOT NULL GROUP BY 1, 2
 """
 _FILE_SQL: Final = f"INSERT INTO {USER_CALLS} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
@@ -63,15 +67,16 @@ _KEPT_CALLS: Final = f"FROM json_each({USER_CALLS}.call_ids) j JOIN model_calls 
 _REFILE_SQL: Final = f"""
 UPDATE {USER_CALLS} SET call_ids = (SELECT json_group_array(c.id) {_KEPT_CALLS}),
                         first_ts = (SELECT MIN(c.ts) {_KEPT_CALLS})
-WHERE hour <= :hour AND first_ts < :cutoff
+WHERE day_start <= :day AND first_ts < :cutoff
 """
 
 
 def create_user_calls_table(db: sqlite_utils.Database, name: str = USER_CALLS) -> None:
     db.execute(
-        f"CREATE TABLE {name} (hour INTEGER NOT NULL, user_id TEXT NOT NULL, first_call_id INTEGER NOT NULL, "
-        "first_ts REAL NOT NULL, last_ts REAL NOT NULL, call_ids TEXT NOT NULL, "
-        "PRIMARY KEY (hour, user_id, first_call_id)) WITHOUT ROWID"
+        f"CREATE TABLE {name} (day_start INTEGER NOT NULL, user_id TEXT NOT NULL, "
+        "first_call_id INTEGER NOT NULL, first_ts REAL NOT NULL, last_ts REAL NOT NULL, "
+        "call_ids TEXT NOT NULL, "
+        "PRIMARY KEY (day_start, user_id, first_call_id)) WITHOUT ROWID"
     )
 
 
@@ -88,7 +93,7 @@ def group_user_calls_python(calls: Sequence[Sequence[Any]], *, first_id: int) ->
             continue
         if type(ts) is not float or type(user) is not str or not 0.0 <= ts <= _LAST_TS:
             return None
-        key = (int(ts) // HOUR * HOUR, user)
+        key = (int(ts) // DAY * DAY, user)
         group = groups.get(key)
         if group is None:
             groups[key] = [ts, ts, [first_id + n]]
@@ -97,8 +102,8 @@ def group_user_calls_python(calls: Sequence[Sequence[Any]], *, first_id: int) ->
         group[1] = max(group[1], ts)
         group[2].append(first_id + n)
     return [
-        (hour, user, ids[0], first, last, "[" + ",".join(map(str, ids)) + "]")
-        for (hour, user), (first, last, ids) in groups.items()
+        (day, user, ids[0], first, last, "[" + ",".join(map(str, ids)) + "]")
+        for (day, user), (first, last, ids) in groups.items()
     ]
 
 
@@ -121,7 +126,7 @@ def accelerated() -> bool:
 def group_user_calls(calls: Sequence[Sequence[Any]], *, first_id: int) -> list[tuple[Any, ...]] | None:
     """:func:`group_user_calls_python` of ``calls``, in C when it is built."""
     if _accelerated is not None:
-        return _accelerated.group_user_calls(calls, first_id=first_id, hour=HOUR, last_ts=_LAST_TS)
+        return _accelerated.group_user_calls(calls, first_id=first_id, width=DAY, last_ts=_LAST_TS)
     return group_user_calls_python(calls, first_id=first_id)
 
 
@@ -143,9 +148,9 @@ def fold_user_calls(conn: sqlite3.Connection, *, calls_after: int, calls_upto: i
 
 def prune_user_calls(conn: sqlite3.Connection, *, cutoff: float) -> None:
     """After retention deleted the folded calls with ``ts < cutoff``: drop their groups, refile cut ones."""
-    hour = int(cutoff // HOUR) * HOUR
-    conn.execute(f"DELETE FROM {USER_CALLS} WHERE hour <= ? AND last_ts < ?", (hour, cutoff))
-    conn.execute(_REFILE_SQL, {"hour": hour, "cutoff": cutoff})
+    day = int(cutoff // DAY) * DAY
+    conn.execute(f"DELETE FROM {USER_CALLS} WHERE day_start <= ? AND last_ts < ?", (day, cutoff))
+    conn.execute(_REFILE_SQL, {"day": day, "cutoff": cutoff})
 
 
 # --- history: migration 14's one row per call, which migration 15 regroups ------------------------
@@ -168,15 +173,12 @@ def create_v14_user_calls(db: sqlite_utils.Database, *, calls_upto: int) -> None
 
 
 def regroup_v14_user_calls(db: sqlite_utils.Database) -> None:
-    """Migration 15: migration 14's rows, one per call, regrouped into one row per (hour, user).
-
-    Read in the old primary key's order, so SQLite groups them without sorting.
-    """
+    """Migration 15: migration 14's rows, one per call by hour, regrouped into one row per (day, user)."""
     create_user_calls_table(db, "user_calls_grouped")
     db.execute(
         f"INSERT INTO user_calls_grouped ({_COLUMNS}) "
-        "SELECT hour, user_id, MIN(call_id), MIN(ts), MAX(ts), json_group_array(call_id) "
-        f"FROM {USER_CALLS} GROUP BY hour, user_id"
+        f"SELECT (hour / {DAY}) * {DAY}, user_id, MIN(call_id), MIN(ts), MAX(ts), json_group_array(call_id) "
+        f"FROM {USER_CALLS} GROUP BY 1, 2"
     )
     db.execute(f"DROP TABLE {USER_CALLS}")
     db.execute(f"ALTER TABLE user_calls_grouped RENAME TO {USER_CALLS}")

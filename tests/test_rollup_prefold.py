@@ -189,29 +189,43 @@ def test_the_c_band_grouping_equals_the_python_grouping_exactly(seed: int) -> No
     assert {r[5] for r in grouped} == {0, 1}
     assert {r[7] for r in grouped} >= {0, 1, 10, 99}
     assert band_grouping.group_bands(calls) == python
-    rng = random.Random(seed)
+    handed_back, agreed = _odd_batches(
+        calls,
+        random.Random(seed),
+        size=60,
+        columns=_BAND_COLUMNS,
+        c=_bands_c,
+        python=band_grouping.group_band_rows,
+    )
+    assert handed_back > 0
+    assert agreed > 0
+
+
+def _odd_batches(rows: list, rng: random.Random, *, size: int, columns, c, python) -> tuple[int, int]:
+    """400 batches of ``rows[:size]`` with one or two odd values in ``columns``: C groups each as
+    Python does (row for row, ``repr``), hands it back (None) or refuses what Python refuses.
+    Returns how many C handed back and how many it grouped."""
     handed_back = agreed = 0
     for _ in range(400):
-        odd_calls = list(calls[:60])
+        odd_rows = list(rows[:size])
         for _ in range(rng.randrange(1, 3)):
-            at = rng.randrange(len(odd_calls))
-            odd_calls[at] = _odd(odd_calls[at], rng, rng.choice(_BAND_COLUMNS))
+            at = rng.randrange(len(odd_rows))
+            odd_rows[at] = _odd(odd_rows[at], rng, rng.choice(columns))
         try:
-            python = band_grouping.group_band_rows(odd_calls)
+            want = python(odd_rows)
         except Exception as exc:  # Python refuses the batch: C refuses it too or hands it back
             try:
-                assert _bands_c(odd_calls) is None
+                assert c(odd_rows) is None
             except type(exc):
                 pass
             continue
-        c = _bands_c(odd_calls)
-        if c is None:
+        got = c(odd_rows)
+        if got is None:
             handed_back += 1
         else:
             agreed += 1
-            assert [repr(r) for r in c] == [repr(r) for r in python]
-    assert handed_back > 0
-    assert agreed > 0
+            assert [repr(r) for r in got] == [repr(r) for r in want]
+    return handed_back, agreed
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -226,19 +240,12 @@ def test_the_c_user_call_grouping_equals_the_python_grouping_exactly(seed: int) 
     assert [repr(r) for r in grouped] == [repr(r) for r in python]
     listed = sorted(i for row in grouped for i in json.loads(row[5]))
     assert listed == [41 + n for n, c in enumerate(calls) if c[1] is not None]
-    rng = random.Random(seed)
-    handed_back = agreed = 0
-    for _ in range(300):
-        odd_calls = list(calls[:50])
-        for _ in range(rng.randrange(1, 3)):
-            at = rng.randrange(len(odd_calls))
-            odd_calls[at] = _odd(odd_calls[at], rng, rng.randrange(2))
-        python = user_calls.group_user_calls_python(odd_calls, first_id=7)
-        c = user_calls.group_user_calls(odd_calls, first_id=7)
-        if c is None:
-            handed_back += 1
-        else:
-            agreed += 1
-            assert [repr(r) for r in c] == [repr(r) for r in python]
+    handed_back, agreed = _odd_batches(
+        calls, random.Random(seed), size=50, columns=(0, 1),
+        c=lambda rows: user_calls._accelerated.group_user_calls(
+            rows, first_id=7, width=user_calls.DAY, last_ts=user_calls._LAST_TS
+        ),
+        python=lambda rows: user_calls.group_user_calls_python(rows, first_id=7),
+    )  # fmt: skip
     assert handed_back > 0
     assert agreed > 0

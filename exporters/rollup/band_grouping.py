@@ -16,6 +16,8 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Any, Final
 
+from .c_twins import load_twin
+
 __all__ = [
     "CONFIDENCE_BAND",
     "CONFIDENCE_THRESHOLDS",
@@ -145,15 +147,7 @@ def group_band_rows(calls: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]] | N
     return out
 
 
-def _load_accelerated() -> Any:
-    try:
-        from . import _bands_c
-    except ImportError:  # built by setup.py wherever a C compiler is; the Python loop otherwise
-        return None
-    return _bands_c
-
-
-_accelerated = _load_accelerated()
+_accelerated = load_twin("_bands_c")
 
 
 def group_bands(calls: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]] | None:

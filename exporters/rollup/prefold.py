@@ -29,6 +29,7 @@ from typing import Any
 from .aggregate import MINUTE_STAGE_INSERT
 from .band_grouping import group_bands
 from .bands import STAGE_INSERT as BAND_STAGE_INSERT
+from .c_twins import load_twin
 from .event_days import file_errors
 from .rows import columns_of
 from .schema import AGG_TABLES, LATENCY_BOUNDS_S
@@ -205,15 +206,7 @@ def _has_nan(values: Sequence[Any]) -> bool:
     return any(isinstance(v, float) and math.isnan(v) for v in values)
 
 
-def _load_accelerated() -> Any:
-    try:
-        from . import _prefold_c
-    except ImportError:  # built by setup.py wherever a C compiler is; the Python loop otherwise
-        return None
-    return _prefold_c
-
-
-_accelerated = _load_accelerated()
+_accelerated = load_twin("_prefold_c")
 
 
 def accelerated() -> bool:

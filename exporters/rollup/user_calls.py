@@ -35,6 +35,8 @@ from typing import Any, Final
 
 import sqlite_utils
 
+from .c_twins import load_twin
+
 __all__ = [
     "DAY",
     "HOUR",
@@ -107,15 +109,7 @@ def group_user_calls_python(calls: Sequence[Sequence[Any]], *, first_id: int) ->
     ]
 
 
-def _load_accelerated() -> Any:
-    try:
-        from . import _user_calls_c
-    except ImportError:  # built by setup.py wherever a C compiler is; the Python loop otherwise
-        return None
-    return _user_calls_c
-
-
-_accelerated = _load_accelerated()
+_accelerated = load_twin("_user_calls_c")
 
 
 def accelerated() -> bool:

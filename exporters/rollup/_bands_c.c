@@ -207,11 +207,8 @@ static PyObject *band_row(const Band *b) {
     if (isnan(b->cost) || isnan(b->baseline)) {
         return Py_NewRef(Py_None);
     }
-    for (Py_ssize_t k = 0; k < 8; k++) {
-        PyObject *item = PyTuple_GET_ITEM(b->key, k);
-        if (PyFloat_Check(item) && isnan(PyFloat_AS_DOUBLE(item))) {
-            return Py_NewRef(Py_None);
-        }
+    if (key_has_nan(b->key, 8)) {
+        return Py_NewRef(Py_None);
     }
     PyObject *priced = b->calls == 1 ? Py_NewRef(b->first_priced) : PyLong_FromLongLong(b->priced);
     PyObject *confidence = b->routed ? PyFloat_FromDouble(b->min_confidence) : Py_NewRef(Py_None);
@@ -261,11 +258,8 @@ static PyObject *group_bands(PyObject *module, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     double thresholds[MAX_THRESHOLDS];
-    for (Py_ssize_t i = 0; i < threshold_count; i++) {
-        thresholds[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(thresholds_in, i));
-        if (thresholds[i] == -1.0 && PyErr_Occurred()) {
-            return NULL;
-        }
+    if (doubles_of(thresholds_in, thresholds) < 0) {
+        return NULL;
     }
     Params params = {hour, short_prompt, thresholds, threshold_count, out_of_range, last_ts};
     PyObject *calls = PySequence_Fast(calls_in, "calls must be a sequence");

@@ -8,6 +8,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,28 @@ static inline PyObject *or_empty(PyObject *value, PyObject *empty) {
         return NULL;
     }
     return Py_NewRef(truthy ? value : empty);
+}
+
+/* 1 when one of the first n items of key is a float NaN: the Python twins hand such groups to SQL. */
+static inline int key_has_nan(PyObject *key, Py_ssize_t n) {
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *item = PyTuple_GET_ITEM(key, k);
+        if (PyFloat_Check(item) && isnan(PyFloat_AS_DOUBLE(item))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The numbers of a tuple (of at most the caller's checked size) into out; -1 with the error set. */
+static inline int doubles_of(PyObject *tuple, double *out) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); i++) {
+        out[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(tuple, i));
+        if (out[i] == -1.0 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    return 0;
 }
 
 #endif

@@ -266,11 +266,8 @@ static PyObject *minute_row(const Minute *m, Py_ssize_t bucket_count) {
     if (isnan(m->cost) || isnan(m->baseline) || isnan(m->latency) || isnan(m->ttft)) {
         return Py_NewRef(Py_None);
     }
-    for (Py_ssize_t k = 0; k < 9; k++) { /* a NaN label (routed, say): the Python loop hands it to SQL */
-        PyObject *item = PyTuple_GET_ITEM(m->key, k);
-        if (PyFloat_Check(item) && isnan(PyFloat_AS_DOUBLE(item))) {
-            return Py_NewRef(Py_None);
-        }
+    if (key_has_nan(m->key, 9)) { /* a NaN label (routed, say) */
+        return Py_NewRef(Py_None);
     }
     Py_ssize_t size = 9 + 13 + bucket_count + 2;
     PyObject *row = PyTuple_New(size);
@@ -363,11 +360,8 @@ static PyObject *group(PyObject *module, PyObject *args, PyObject *kwargs) {
         return NULL;
     }
     double bounds[MAX_BUCKETS];
-    for (Py_ssize_t i = 0; i < bucket_count; i++) {
-        bounds[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(bounds_in, i));
-        if (bounds[i] == -1.0 && PyErr_Occurred()) {
-            return NULL;
-        }
+    if (doubles_of(bounds_in, bounds) < 0) {
+        return NULL;
     }
     PyObject *calls = PySequence_Fast(calls_in, "calls must be a sequence");
     PyObject *uses = calls == NULL ? NULL : PySequence_Fast(uses_in, "uses must be a sequence");

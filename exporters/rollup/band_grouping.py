@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from .c_twins import load_twin
+from .schema import LAST_DATE_TS as _LAST_TS
 
 __all__ = [
     "CONFIDENCE_BAND",
@@ -39,7 +40,6 @@ CONFIDENCE_BAND: Final = 0.1
 OUT_OF_RANGE_BAND: Final = 99
 #: The band stage keys calls by hour; each band table regroups the stage to its width.
 STAGE_WIDTH: Final = 3600
-_LAST_TS = 253_402_300_799.0  # 9999-12-31T23:59:59Z: as prefold, times past it go to the SQL grouping
 
 
 def confidence_band(confidence: float) -> int:

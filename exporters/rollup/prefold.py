@@ -33,12 +33,12 @@ from .c_twins import load_twin
 from .event_days import file_errors
 from .rows import columns_of
 from .schema import AGG_TABLES, LATENCY_BOUNDS_S
+from .schema import LAST_DATE_TS as _LAST_TS
 from .user_calls import file_user_calls
 
 __all__ = ["accelerated", "group_rows_python", "stage_rows"]
 
 _WIDTH = AGG_TABLES["agg_minute"]
-_LAST_TS = 253_402_300_799.0  # 9999-12-31T23:59:59Z, the last second SQLite's date() formats
 _BUCKETS = len(LATENCY_BOUNDS_S)
 _DAYS: dict[int, str] = {}
 

@@ -133,6 +133,7 @@ __all__ = [
     "AGG_DIMENSIONS",
     "AGG_TABLES",
     "CALL_ROW_EXPRESSIONS",
+    "LAST_DATE_TS",
     "LATENCY_BOUNDS_S",
     "LATENCY_COLUMNS",
     "RAW_TABLES",
@@ -143,6 +144,9 @@ __all__ = [
 #: Upper bounds (seconds) of the cumulative latency buckets: 0.01 * 2**(i/2).
 LATENCY_BOUNDS_S: Final = tuple(round(0.01 * math.sqrt(2) ** i, 6) for i in range(29))
 LATENCY_COLUMNS: Final = tuple(f"latency_le_{i:02d}" for i in range(len(LATENCY_BOUNDS_S)))
+#: 9999-12-31T23:59:59Z, the last second SQLite's ``date()`` formats: the in-memory groupings
+#: hand a time outside [0, LAST_DATE_TS] to the SQL grouping, where buckets and days may differ.
+LAST_DATE_TS: Final = 253_402_300_799.0
 
 #: Aggregate table -> bucket width in seconds.
 AGG_TABLES: Final = {"agg_minute": 60, "agg_hour": 3600, "agg_day": 86400}

@@ -36,6 +36,7 @@ from typing import Any, Final
 import sqlite_utils
 
 from .c_twins import load_twin
+from .schema import LAST_DATE_TS as _LAST_TS
 
 __all__ = [
     "DAY",
@@ -55,7 +56,6 @@ __all__ = [
 DAY: Final = 86400
 HOUR: Final = 3600  # migration 14's buckets
 USER_CALLS: Final = "user_calls"
-_LAST_TS: Final = 253_402_300_799.0  # 9999-12-31T23:59:59Z: as prefold, later times go to the SQL grouping
 _COLUMNS: Final = "day_start, user_id, first_call_id, first_ts, last_ts, call_ids"
 
 _FOLD_SQL: Final = f"""

@@ -104,7 +104,6 @@ def test_the_c_grouping_is_built_and_in_use() -> None:
     # setup.py builds them wherever a C compiler is (CI installs from scratch): fail loudly if not
     assert prefold.accelerated()
     assert band_grouping.accelerated()
-    assert user_calls.accelerated()
 
 
 def _odd(row: tuple, rng: random.Random, column: int | None = None) -> tuple:
@@ -118,11 +117,18 @@ def _odd(row: tuple, rng: random.Random, column: int | None = None) -> tuple:
     return (*row[:column], value, *row[column + 1 :])
 
 
-def _group_c(calls: list, uses: list):
+def _group_c_all(calls: list, uses: list, *, first_call_id: int = 1):
+    """The C grouping's minute, activity and user-call rows."""
     return prefold._accelerated.group(
         calls, uses, bounds=prefold.LATENCY_BOUNDS_S, width=prefold._WIDTH, last_ts=prefold._LAST_TS,
-        day_of=prefold._day,
+        day_of=prefold._day, first_call_id=first_call_id,
     )  # fmt: skip
+
+
+def _group_c(calls: list, uses: list):
+    """The C grouping's minute and activity rows, as ``group_rows_python`` gives them."""
+    grouped = _group_c_all(calls, uses)
+    return None if grouped is None else grouped[:2]
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -234,17 +240,23 @@ def test_the_c_user_call_grouping_equals_the_python_grouping_exactly(seed: int) 
     user id is odd, C either agrees or hands the batch back to the SQL grouping."""
     events = seeded_events(seed=seed, start=START, days=2, calls=1500)
     calls = prepare_rows(events).by_table["model_calls"]
-    grouped = user_calls.group_user_calls(calls, first_id=41)
+    grouped = _group_c_all(calls, [], first_call_id=41)
     python = user_calls.group_user_calls_python(calls, first_id=41)
     assert grouped is not None  # ordinary rows are grouped in C
-    assert [repr(r) for r in grouped] == [repr(r) for r in python]
-    listed = sorted(i for row in grouped for i in json.loads(row[5]))
+    assert [repr(r) for r in grouped[2]] == [repr(r) for r in python]
+    listed = sorted(i for row in grouped[2] for i in json.loads(row[5]))
     assert listed == [41 + n for n, c in enumerate(calls) if c[1] is not None]
+    # ids of every digit count, up to int64's 19
+    for first_id in (0, 9, 99_999, 10**18 - 3, 2**63 - 1 - len(calls)):
+        want = user_calls.group_user_calls_python(calls, first_id=first_id)
+        assert [repr(r) for r in _group_c_all(calls, [], first_call_id=first_id)[2]] == [repr(r) for r in want]
+
+    def c(rows: list):
+        got = _group_c_all(rows, [], first_call_id=7)
+        return None if got is None else got[2]
+
     handed_back, agreed = _odd_batches(
-        calls, random.Random(seed), size=50, columns=(0, 1),
-        c=lambda rows: user_calls._accelerated.group_user_calls(
-            rows, first_id=7, width=user_calls.DAY, last_ts=user_calls._LAST_TS
-        ),
+        calls, random.Random(seed), size=50, columns=(0, 1), c=c,
         python=lambda rows: user_calls.group_user_calls_python(rows, first_id=7),
     )  # fmt: skip
     assert handed_back > 0

@@ -7,15 +7,21 @@
  * are the same Python tuples in Python dicts, so groups are told apart
  * exactly as the Python loop tells them apart.
  *
- * group(calls, uses, *, bounds, width, last_ts, day_of) ->
- *     (minute_rows, activity_rows) | None
+ * group(calls, uses, *, bounds, width, last_ts, day_of, first_call_id) ->
+ *     (minute_rows, activity_rows, user_call_rows) | None
  * minute_rows: (*key, requests, errors, 5 token sums, cost, baseline, priced,
  *     unpriced, latency_sum, latency_count, *cumulative buckets, ttft_sum,
  *     ttft_count) per minute key, in first-seen order (aggregate's stage layout);
  * activity_rows: (day, user, team, project, feature, requests, input, output,
- *     cost, feature_uses, first_seen, last_seen).
+ *     cost, feature_uses, first_seen, last_seen);
+ * user_call_rows: user_calls.group_user_calls_python(calls, first_id=first_call_id):
+ *     (day_start, user, first_call_id, first_ts, last_ts, JSON array of row ids)
+ *     per (UTC day, user) of the calls, in first-seen order. Each call's activity
+ *     group knows its (day, user) group, so this costs no second pass over the
+ *     rows (a separate one cost ~0.3 us per call, mostly reading the rows again).
  * None: a value this reader leaves to Python (not an exact int or float where
- * one is expected, a time out of range, a NaN, a sum past int64).
+ * one is expected, a user id that is not a str, a time out of range, a NaN, a
+ * sum past int64).
  */
 #include "_fold_c.h"
 
@@ -36,7 +42,23 @@ typedef struct {
     PyObject *key;
     int64_t requests, input, output, uses;
     double cost, first, last;
+    Py_ssize_t user_calls; /* 1 + the index of its (day, user) group of calls; 0: none yet */
 } Activity;
+
+typedef struct {
+    PyObject *key; /* (day_start, user) */
+    int64_t count, offset;
+    double first_ts, last_ts;
+} UserCalls;
+
+/* The (day, user) groups of the calls, and the group of each call (-1: no user). */
+typedef struct {
+    PyObject *index;
+    Array groups;
+    Py_ssize_t *group_of;
+} CallGroups;
+
+#define DAY 86400
 
 
 /* Python's float floor division by 86400 (float_floor_div), for the day number. */
@@ -106,10 +128,41 @@ static Activity *activity_for(DayCache *days, PyObject *index, Array *activity, 
     return a;
 }
 
+/* The (day, user) group of a call at ts in activity group a, which fixes both. NULL on a Python error. */
+static UserCalls *user_calls_for(CallGroups *calls, Activity *a, PyObject *user, double ts) {
+    if (a->user_calls == 0) {
+        PyObject *day_start = PyLong_FromLongLong((long long)ts / DAY * DAY);
+        PyObject *key = day_start == NULL ? NULL : PyTuple_Pack(2, day_start, user);
+        Py_XDECREF(day_start);
+        if (key == NULL) {
+            return NULL;
+        }
+        int is_new;
+        Py_ssize_t at = slot_of(calls->index, &calls->groups, key, &is_new);
+        if (at < 0) {
+            Py_DECREF(key);
+            return NULL;
+        }
+        UserCalls *u = (UserCalls *)calls->groups.items + at;
+        if (is_new) {
+            u->key = key; /* the array owns it */
+            u->first_ts = u->last_ts = ts;
+        } else {
+            Py_DECREF(key);
+        }
+        a->user_calls = at + 1;
+    }
+    UserCalls *u = (UserCalls *)calls->groups.items + (a->user_calls - 1);
+    u->first_ts = ts < u->first_ts ? ts : u->first_ts;
+    u->last_ts = ts > u->last_ts ? ts : u->last_ts;
+    u->count++;
+    return u;
+}
+
 /* 1: grouped; 0: leave to Python; -1: a Python error. */
 static int group_rows(PyObject *calls, PyObject *uses, const double *bounds, Py_ssize_t bucket_count,
                       int64_t width, double last_ts, DayCache *days, PyObject *minute_index, Array *minutes,
-                      PyObject *activity_index, Array *activity) {
+                      PyObject *activity_index, Array *activity, CallGroups *call_groups) {
     PyObject *empty = PyUnicode_FromString("");
     PyObject *error = PyUnicode_FromString("error");
     int status = -1;
@@ -207,13 +260,22 @@ static int group_rows(PyObject *calls, PyObject *uses, const double *bounds, Py_
             }
         }
         m->buckets[low] += 1;
+        call_groups->group_of[n] = -1;
         if (user == Py_None) {
             continue;
+        }
+        if (!PyUnicode_CheckExact(user)) {
+            status = 0;
+            goto done;
         }
         Activity *a = activity_for(days, activity_index, activity, v, ts);
         if (a == NULL) {
             goto done;
         }
+        if (user_calls_for(call_groups, a, user, ts) == NULL) {
+            goto done;
+        }
+        call_groups->group_of[n] = a->user_calls - 1;
         a->requests += 1;
         if (!add(&a->input, tokens[0]) || !add(&a->output, tokens[1])) {
             status = 0;
@@ -314,10 +376,82 @@ static PyObject *activity_row(const Activity *a) {
                          (long long)a->input, (long long)a->output, a->cost, (long long)a->uses, a->first, a->last);
 }
 
+/* Decimal digits of a non-negative id at text; how many. */
+static size_t put_id(char *text, int64_t id) {
+    char digits[20];
+    size_t count = 0;
+    do {
+        digits[count++] = (char)('0' + id % 10);
+        id /= 10;
+    } while (id > 0);
+    for (size_t i = 0; i < count; i++) {
+        text[i] = digits[count - 1 - i];
+    }
+    return count;
+}
+
+/* "[id,id,...]" of ids[0..count). New reference. */
+static PyObject *json_ids(const int64_t *ids, int64_t count) {
+    char *text = malloc((size_t)count * 21 + 3); /* at most 19 digits and a comma each */
+    if (text == NULL) {
+        return PyErr_NoMemory();
+    }
+    size_t used = 0;
+    text[used++] = '[';
+    for (int64_t i = 0; i < count; i++) {
+        if (i) {
+            text[used++] = ',';
+        }
+        used += put_id(text + used, ids[i]);
+    }
+    text[used++] = ']';
+    PyObject *result = PyUnicode_DecodeASCII(text, (Py_ssize_t)used, NULL);
+    free(text);
+    return result;
+}
+
+/* user_calls rows of the (day, user) groups: each group's row ids in ascending order. */
+static PyObject *user_call_rows(const CallGroups *calls, Py_ssize_t call_count, int64_t first_id) {
+    UserCalls *groups = (UserCalls *)calls->groups.items;
+    Py_ssize_t size = calls->groups.size;
+    int64_t total = 0;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        groups[i].offset = total;
+        total += groups[i].count;
+    }
+    int64_t *ids = malloc(sizeof(int64_t) * (size_t)(total ? total : 1));
+    int64_t *filled = calloc((size_t)(size ? size : 1), sizeof(int64_t));
+    PyObject *rows = ids == NULL || filled == NULL ? PyErr_NoMemory() : PyList_New(size);
+    for (Py_ssize_t n = 0; rows != NULL && n < call_count; n++) { /* in row order: ids ascend */
+        Py_ssize_t at = calls->group_of[n];
+        if (at >= 0) {
+            ids[groups[at].offset + filled[at]++] = first_id + n;
+        }
+    }
+    for (Py_ssize_t i = 0; rows != NULL && i < size; i++) {
+        const UserCalls *g = groups + i;
+        const int64_t *own = ids + g->offset;
+        PyObject *json = json_ids(own, g->count);
+        PyObject *row = json == NULL ? NULL
+                                     : Py_BuildValue("(OOLddO)", PyTuple_GET_ITEM(g->key, 0), PyTuple_GET_ITEM(g->key, 1),
+                                                     (long long)own[0], g->first_ts, g->last_ts, json);
+        Py_XDECREF(json);
+        if (row == NULL) {
+            Py_CLEAR(rows);
+            break;
+        }
+        PyList_SET_ITEM(rows, i, row);
+    }
+    free(ids);
+    free(filled);
+    return rows;
+}
+
 /* Rows of the grouped items; None when a sum is NaN (the Python loop hands those to SQL). */
-static PyObject *rows_of(const Array *minutes, const Array *activity, Py_ssize_t bucket_count) {
+static PyObject *rows_of(const Array *minutes, const Array *activity, Py_ssize_t bucket_count,
+                         const CallGroups *calls, Py_ssize_t call_count, int64_t first_id) {
     PyObject *minute_rows = PyList_New(minutes->size), *activity_rows = PyList_New(activity->size);
-    PyObject *result = NULL;
+    PyObject *calls_rows = NULL, *result = NULL;
     if (minute_rows == NULL || activity_rows == NULL) {
         goto done;
     }
@@ -337,21 +471,29 @@ static PyObject *rows_of(const Array *minutes, const Array *activity, Py_ssize_t
         }
         PyList_SET_ITEM(activity_rows, i, row);
     }
-    result = PyTuple_Pack(2, minute_rows, activity_rows);
+    calls_rows = user_call_rows(calls, call_count, first_id);
+    if (calls_rows != NULL) {
+        result = PyTuple_Pack(3, minute_rows, activity_rows, calls_rows);
+    }
 done:
     Py_XDECREF(minute_rows);
     Py_XDECREF(activity_rows);
+    Py_XDECREF(calls_rows);
     return result;
 }
 
 static PyObject *group(PyObject *module, PyObject *args, PyObject *kwargs) {
     (void)module;
-    static char *names[] = {"calls", "uses", "bounds", "width", "last_ts", "day_of", NULL};
+    static char *names[] = {"calls", "uses", "bounds", "width", "last_ts", "day_of", "first_call_id", NULL};
     PyObject *calls_in, *uses_in, *bounds_in, *day_of;
-    long long width;
+    long long width, first_call_id;
     double last_ts;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO$O!LdO", names, &calls_in, &uses_in, &PyTuple_Type, &bounds_in,
-                                     &width, &last_ts, &day_of)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO$O!LdOL", names, &calls_in, &uses_in, &PyTuple_Type,
+                                     &bounds_in, &width, &last_ts, &day_of, &first_call_id)) {
+        return NULL;
+    }
+    if (first_call_id < 0) {
+        PyErr_SetString(PyExc_ValueError, "first_call_id must be >= 0");
         return NULL;
     }
     Py_ssize_t bucket_count = PyTuple_GET_SIZE(bounds_in);
@@ -368,15 +510,26 @@ static PyObject *group(PyObject *module, PyObject *args, PyObject *kwargs) {
     PyObject *minute_index = PyDict_New(), *activity_index = PyDict_New(), *result = NULL;
     Array minutes = {NULL, 0, 0, sizeof(Minute)}, activity = {NULL, 0, 0, sizeof(Activity)};
     DayCache days = {day_of, 0.0, NULL};
-    if (uses != NULL && minute_index != NULL && activity_index != NULL) {
+    Py_ssize_t call_count = calls == NULL ? 0 : PySequence_Fast_GET_SIZE(calls);
+    CallGroups call_groups = {PyDict_New(), {NULL, 0, 0, sizeof(UserCalls)}, NULL};
+    call_groups.group_of = malloc(sizeof(Py_ssize_t) * (size_t)(call_count ? call_count : 1));
+    if (call_groups.group_of == NULL) {
+        PyErr_NoMemory();
+    } else if (uses != NULL && minute_index != NULL && activity_index != NULL && call_groups.index != NULL) {
         int status = group_rows(calls, uses, bounds, bucket_count, width, last_ts, &days, minute_index, &minutes,
-                                activity_index, &activity);
+                                activity_index, &activity, &call_groups);
         if (status == 1) {
-            result = rows_of(&minutes, &activity, bucket_count);
+            result = rows_of(&minutes, &activity, bucket_count, &call_groups, call_count, first_call_id);
         } else if (status == 0) {
             result = Py_NewRef(Py_None);
         }
     }
+    for (Py_ssize_t i = 0; i < call_groups.groups.size; i++) {
+        Py_XDECREF(((UserCalls *)call_groups.groups.items)[i].key);
+    }
+    free(call_groups.groups.items);
+    free(call_groups.group_of);
+    Py_XDECREF(call_groups.index);
     for (Py_ssize_t i = 0; i < minutes.size; i++) {
         Py_XDECREF(((Minute *)minutes.items)[i].key);
     }
@@ -395,12 +548,13 @@ static PyObject *group(PyObject *module, PyObject *args, PyObject *kwargs) {
 
 static PyMethodDef methods[] = {
     {"group", (PyCFunction)(void (*)(void))group, METH_VARARGS | METH_KEYWORDS,
-     "group(calls, uses, *, bounds, width, last_ts, day_of) -> (minute_rows, activity_rows) | None"},
+     "group(calls, uses, *, bounds, width, last_ts, day_of, first_call_id) -> (minute_rows, activity_rows, "
+     "user_call_rows) | None"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "_prefold_c", "A transaction's new raw rows grouped by minute and user-day.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_prefold_c", "A transaction's new raw rows grouped by minute, user-day and (day, user) of calls.", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

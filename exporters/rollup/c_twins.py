@@ -1,6 +1,6 @@
 """The fold's C modules, each the twin of a Python loop that stays its reference and fallback.
 
-setup.py builds them wherever a C compiler is (``_prefold_c``, ``_bands_c``, ``_user_calls_c``);
+setup.py builds them wherever a C compiler is (``_bind_c``, ``_prefold_c``, ``_bands_c``);
 without one the install goes on and the Python loops run, with the same results.
 """
 

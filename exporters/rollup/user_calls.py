@@ -15,8 +15,9 @@ where ``day_start`` is the UTC day's first second and ``call_ids`` a JSON array 
 ``model_calls`` row ids:
 
 * each fold files one row per (day, user) of its calls, a few thousand rows for tens of
-  thousands of calls, grouped in memory (in C, ``_user_calls_c.c``, or by
-  :func:`group_user_calls_python`) or, for rows the writer cannot vouch for, in SQL;
+  thousands of calls, grouped in memory (in C, in the same pass as the fold's other
+  groups, ``_prefold_c.c``, or by :func:`group_user_calls_python`) or, for rows the writer
+  cannot vouch for, in SQL;
 * one user's calls in ``[a, b)`` are one short primary-key range per day of the range, the
   groups outside ``[a, b)`` skipped by their first and last times, then ``json_each`` and a
   rowid lookup per call (``recommender.store.user_calls``);
@@ -35,20 +36,18 @@ from typing import Any, Final
 
 import sqlite_utils
 
-from .c_twins import load_twin
 from .schema import LAST_DATE_TS as _LAST_TS
 
 __all__ = [
     "DAY",
     "HOUR",
     "USER_CALLS",
-    "accelerated",
     "create_user_calls_table",
     "create_v14_user_calls",
     "file_user_calls",
     "fold_user_calls",
-    "group_user_calls",
     "group_user_calls_python",
+    "insert_user_calls",
     "prune_user_calls",
     "regroup_v14_user_calls",
 ]
@@ -86,7 +85,7 @@ def group_user_calls_python(calls: Sequence[Sequence[Any]], *, first_id: int) ->
     """``user_calls`` rows of ``calls`` (``rows.py`` layout; ``calls[n]`` has row id ``first_id + n``).
 
     None: a time or user id the SQL grouping should decide (not a float in range, not a str).
-    The reference for the C grouping (``_user_calls_c.c``) and its fallback.
+    The reference for the C grouping (``_prefold_c.c``'s third result) and its fallback.
     """
     groups: dict[tuple[int, str], list[Any]] = {}
     for n, row in enumerate(calls):
@@ -109,28 +108,19 @@ def group_user_calls_python(calls: Sequence[Sequence[Any]], *, first_id: int) ->
     ]
 
 
-_accelerated = load_twin("_user_calls_c")
-
-
-def accelerated() -> bool:
-    """True when the C grouping is built and in use."""
-    return _accelerated is not None
-
-
-def group_user_calls(calls: Sequence[Sequence[Any]], *, first_id: int) -> list[tuple[Any, ...]] | None:
-    """:func:`group_user_calls_python` of ``calls``, in C when it is built."""
-    if _accelerated is not None:
-        return _accelerated.group_user_calls(calls, first_id=first_id, width=DAY, last_ts=_LAST_TS)
-    return group_user_calls_python(calls, first_id=first_id)
-
-
 def file_user_calls(conn: sqlite3.Connection, calls: Sequence[Sequence[Any]], *, first_id: int) -> None:
     """File new calls grouped in memory (``calls[n]`` has row id ``first_id + n``), in the fold's
     transaction; by the SQL grouping when the memory grouping hands them back."""
-    rows = group_user_calls(calls, first_id=first_id) if calls else []
+    rows = group_user_calls_python(calls, first_id=first_id) if calls else []
     if rows is None:
         fold_user_calls(conn, calls_after=first_id - 1, calls_upto=first_id - 1 + len(calls))
-    elif rows:
+    else:
+        insert_user_calls(conn, rows)
+
+
+def insert_user_calls(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """File rows grouped as :func:`group_user_calls_python` groups them, in the fold's transaction."""
+    if rows:
         conn.executemany(_FILE_SQL, rows)
 
 

@@ -32,11 +32,12 @@ from typing import Any
 from nexus_otel.events import Event
 
 from .aggregate import RowMarks, fold_pending
+from .binding import insert_rows
 from .connection import Synchronous, immediate_transaction, open_database
 from .migrations import migrate
 from .prefold import stage_rows
 from .retention import prune
-from .rows import TABLE_ORDER, PreparedRows, columns_of, insert_sql, prepare_rows
+from .rows import PreparedRows, columns_of, prepare_rows
 
 __all__ = ["RollupWriter", "WriteResult"]
 
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 
 _PRUNE_EVERY_S = 3600.0
 _CHECKPOINT_PAGES = 10_000  # ~40 MB of WAL
-_INSERT_SQL = {table: insert_sql(table) for table in TABLE_ORDER}
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,9 +315,9 @@ class RollupWriter:
             with immediate_transaction(self._db) as conn:
                 for ticket in tickets:
                     inserted = 0
-                    for table, rows in ticket.rows.by_table.items():
+                    for table, given in ticket.rows.by_table.items():
                         before = conn.total_changes
-                        conn.executemany(_INSERT_SQL[table], rows)
+                        rows = insert_rows(conn, table, given)  # in row id order
                         added = conn.total_changes - before
                         inserted += added
                         all_inserted &= added == len(rows)

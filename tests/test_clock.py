@@ -27,7 +27,9 @@ def rollup(tmp_path, monkeypatch):
 
 def test_calls_and_product_events_take_the_simulated_time_and_duration(rollup):
     with SimulatedClock(start=START) as sim:
-        with nexus_otel.track_model_call(model="gpt-4o", provider="openai", user_id="ann", feature="chat") as call:
+        with nexus_otel.track_model_call(
+            model="gpt-4o", provider="openai", user_id="ann", feature="chat"
+        ) as call:
             clock.sleep(2.5)  # the provider takes 2.5 simulated seconds, instantly
             call.record_usage(input_tokens=10, output_tokens=5)
         sim.advance(86400)

@@ -54,11 +54,15 @@ def record_two_models(path: Path, cheap_score: float, *, offset_s: float = 0.0) 
     with RecordedTraffic(path, start=END - 7 * DAY) as traffic:
         for model, score in (("gpt-test-big", 0.9), ("gpt-test", cheap_score)):
             for i, ts in enumerate(spread(200)):
-                rid = traffic.call(ts + offset_s, model=model, feature="chat", input_tokens=500, output_tokens=100)
+                rid = traffic.call(
+                    ts + offset_s, model=model, feature="chat", input_tokens=500, output_tokens=100
+                )
                 if i % 5 == 0:
                     traffic.feedback(ts + 30, rid, score)
         for ts in spread(30):  # long prompts: not part of the "short prompt" comparison
-            traffic.call(ts + offset_s, model="gpt-test-big", feature="chat", input_tokens=5000, output_tokens=100)
+            traffic.call(
+                ts + offset_s, model="gpt-test-big", feature="chat", input_tokens=5000, output_tokens=100
+            )
 
 
 def test_cheaper_model_recommended_when_rated_as_well(tmp_path: Path) -> None:
@@ -81,12 +85,27 @@ def test_cheaper_model_silent_when_rated_worse(tmp_path: Path) -> None:
 # --- prompt_caching ------------------------------------------------------------------
 
 
-def record_big_prompts(path: Path, *, cache_read: int, team: str | None = None, feature: str = "support",
-                       base: int = 3000, traffic: RecordedTraffic | None = None) -> None:
+def record_big_prompts(
+    path: Path,
+    *,
+    cache_read: int,
+    team: str | None = None,
+    feature: str = "support",
+    base: int = 3000,
+    traffic: RecordedTraffic | None = None,
+) -> None:
     def record(t: RecordedTraffic) -> None:
         for i, ts in enumerate(spread(200)):
-            t.call(ts, model="claude-test", provider="anthropic", feature=feature, team=team,
-                   input_tokens=base + (i % 5) * 100, output_tokens=200, cache_read_tokens=cache_read)
+            t.call(
+                ts,
+                model="claude-test",
+                provider="anthropic",
+                feature=feature,
+                team=team,
+                input_tokens=base + (i % 5) * 100,
+                output_tokens=200,
+                cache_read_tokens=cache_read,
+            )
 
     if traffic is not None:
         record(traffic)
@@ -126,8 +145,15 @@ def record_router(path: Path, low_band_score: float) -> None:
                 traffic.feedback(ts + 30, rid, 0.8)
         for confidence, score in ((0.65, low_band_score), (0.85, 0.8)):
             for i, ts in enumerate(spread(60)):
-                rid = traffic.call(ts + 7, model="gpt-test", feature="qa", input_tokens=500, output_tokens=100,
-                                   routed_from="gpt-test-big", router_confidence=confidence)
+                rid = traffic.call(
+                    ts + 7,
+                    model="gpt-test",
+                    feature="qa",
+                    input_tokens=500,
+                    output_tokens=100,
+                    routed_from="gpt-test-big",
+                    router_confidence=confidence,
+                )
                 if i < 30:
                     traffic.feedback(ts + 37, rid, score)
 
@@ -151,7 +177,9 @@ def test_router_threshold_raised_when_low_band_is_worse(tmp_path: Path) -> None:
     assert rec["estimated_monthly_savings_usd"] is None
     assert rec["impact"]["quality_delta"] == pytest.approx(-0.3)
     # keeping the 60 low-confidence calls a week on gpt-test-big costs $0.0072 more each
-    assert rec["impact"]["monthly_cost_increase_usd"] == pytest.approx(60 * (BIG_500 - SMALL_500) * MONTH, abs=1e-4)
+    assert rec["impact"]["monthly_cost_increase_usd"] == pytest.approx(
+        60 * (BIG_500 - SMALL_500) * MONTH, abs=1e-4
+    )
 
 
 def test_router_threshold_silent_when_difference_is_unclear(tmp_path: Path) -> None:
@@ -200,7 +228,9 @@ def record_adoption(path: Path, translate_users: int) -> None:
             traffic.call(ts, user_id=f"u{i}", feature="chat")
             if i < translate_users:
                 for k in range(5):
-                    traffic.call(ts + 60 * (k + 1), user_id=f"u{i}", feature="translate", model="gpt-test-big")
+                    traffic.call(
+                        ts + 60 * (k + 1), user_id=f"u{i}", feature="translate", model="gpt-test-big"
+                    )
 
 
 def test_low_adoption_for_feature_few_users_touch(tmp_path: Path) -> None:
@@ -297,24 +327,33 @@ def test_team_key_sees_only_its_teams_recommendations(tmp_path: Path) -> None:
 
     admin = recommendations(path, budgets_path=str(budgets))
     assert {r["target"] for r in admin} == {
-        "feature:s-docs", "feature:a-docs", "feature:chat", "budget:team:ads", "provider:anthropic"
+        "feature:s-docs",
+        "feature:a-docs",
+        "feature:chat",
+        "budget:team:ads",
+        "provider:anthropic",
     }
     # money first, largest first; the error spike (no money) last
     assert admin[-1]["kind"] == "provider_errors"
     money = [r["estimated_monthly_savings_usd"] or r["impact"]["monthly_usd"] for r in admin[:-1]]
     assert money == sorted(money, reverse=True)
     by_target = {r["target"]: r for r in admin}
-    assert by_target["feature:a-docs"]["estimated_monthly_savings_usd"] == pytest.approx(caching_savings(4000), abs=0.01)
+    assert by_target["feature:a-docs"]["estimated_monthly_savings_usd"] == pytest.approx(
+        caching_savings(4000), abs=0.01
+    )
 
     team = recommendations(path, "team-search", budgets_path=str(budgets))
     assert sorted((r["kind"], r["target"]) for r in team) == [
-        ("cheaper_model", "feature:chat"), ("prompt_caching", "feature:s-docs")
+        ("cheaper_model", "feature:chat"),
+        ("prompt_caching", "feature:s-docs"),
     ]
     caching = of_kind(team, "prompt_caching")[0]
     assert caching["estimated_monthly_savings_usd"] == pytest.approx(caching_savings(3000), abs=0.01)
     assert caching["evidence"]["calls"] == 200
     cheaper = of_kind(team, "cheaper_model")[0]
-    assert cheaper["estimated_monthly_savings_usd"] == pytest.approx(100 * (BIG_500 - SMALL_500) * MONTH, abs=0.01)
+    assert cheaper["estimated_monthly_savings_usd"] == pytest.approx(
+        100 * (BIG_500 - SMALL_500) * MONTH, abs=0.01
+    )
     assert cheaper["evidence"]["cheaper_feedback"]["count"] == 25
 
     assert len(recommendations(path, budgets_path=str(budgets), recommendations_top_n=1)) == 1
@@ -353,13 +392,19 @@ def test_savings_gauges_show_what_the_api_serves_for_30_days(tmp_path: Path) -> 
     record_two_models(rollup, cheap_score=0.88, offset_s=1.0)
     with SimulatedClock(start=END):
         gauges = wait_until(lambda: savings_gauges(client), timeout_s=60, what="savings gauges")
-        assert gauges[("cheaper_model", "feature:chat")] == pytest.approx(rec["estimated_monthly_savings_usd"])
+        assert gauges[("cheaper_model", "feature:chat")] == pytest.approx(
+            rec["estimated_monthly_savings_usd"]
+        )
         app.extensions["nexus_precompute"].run_pass()
         [doubled] = of_kind(recommendations_now(client), "cheaper_model")
-        assert doubled["estimated_monthly_savings_usd"] == pytest.approx(2 * rec["estimated_monthly_savings_usd"])
+        assert doubled["estimated_monthly_savings_usd"] == pytest.approx(
+            2 * rec["estimated_monthly_savings_usd"]
+        )
         assert wait_until(
-            lambda: savings_gauges(client).get(("cheaper_model", "feature:chat"))
-            == pytest.approx(doubled["estimated_monthly_savings_usd"]),
+            lambda: (
+                savings_gauges(client).get(("cheaper_model", "feature:chat"))
+                == pytest.approx(doubled["estimated_monthly_savings_usd"])
+            ),
             timeout_s=60,
             what="the gauges after the next pass",
         )

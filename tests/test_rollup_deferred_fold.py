@@ -50,7 +50,11 @@ def _assert_same(got: dict[str, list[tuple]], want: dict[str, list[tuple]]) -> N
             assert len(a) == len(b), table
             for x, y in zip(a, b, strict=True):
                 # float sums may differ in the last bits with the order of additions; nothing else may
-                assert x == (pytest.approx(y, rel=1e-9, abs=1e-12) if isinstance(y, float) else y), (table, a, b)
+                assert x == (pytest.approx(y, rel=1e-9, abs=1e-12) if isinstance(y, float) else y), (
+                    table,
+                    a,
+                    b,
+                )
 
 
 def _calls_in_aggregates(path: Path) -> int:
@@ -123,7 +127,9 @@ def test_the_fold_groups_in_sql_when_another_writer_moved_the_marks(tmp_path, fo
 def test_a_deferred_write_folds_once_it_reaches_fold_rows(tmp_path):
     path = tmp_path / "rollup.db"
     writer = _deferring(path, fold_rows=400)
-    calls = [[model_call(START + i * 10 + j, f"r-{i}-{j}", user_id="u") for j in range(150)] for i in range(3)]
+    calls = [
+        [model_call(START + i * 10 + j, f"r-{i}-{j}", user_id="u") for j in range(150)] for i in range(3)
+    ]
     writer.write_rows(prepare_rows(calls[0]), defer_fold=True)
     writer.write_rows(prepare_rows(calls[1]), defer_fold=True)
     assert (writer.unfolded_rows, _calls_in_aggregates(path)) == (300, 0)

@@ -249,7 +249,9 @@ def test_the_c_user_call_grouping_equals_the_python_grouping_exactly(seed: int) 
     # ids of every digit count, up to int64's 19
     for first_id in (0, 9, 99_999, 10**18 - 3, 2**63 - 1 - len(calls)):
         want = user_calls.group_user_calls_python(calls, first_id=first_id)
-        assert [repr(r) for r in _group_c_all(calls, [], first_call_id=first_id)[2]] == [repr(r) for r in want]
+        assert [repr(r) for r in _group_c_all(calls, [], first_call_id=first_id)[2]] == [
+            repr(r) for r in want
+        ]
 
     def c(rows: list):
         got = _group_c_all(rows, [], first_call_id=7)

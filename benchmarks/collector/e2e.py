@@ -95,7 +95,9 @@ def _check_request(template: RequestTemplate, n: int) -> None:
     """Request ``n`` decodes to the request ids and advancing times it should carry."""
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-    records = ExportLogsServiceRequest.FromString(template.request(n)).resource_logs[0].scope_logs[0].log_records
+    records = (
+        ExportLogsServiceRequest.FromString(template.request(n)).resource_logs[0].scope_logs[0].log_records
+    )
     for ts, record in zip(request_times(n), records, strict=True):
         attributes = {kv.key: kv.value for kv in record.attributes}
         assert record.time_unix_nano == record.observed_time_unix_nano == int(ts * 1e9)

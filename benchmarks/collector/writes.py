@@ -79,7 +79,11 @@ def rollup_vs_executemany(workdir: Path, *, events: int, batch: int, repeats: in
             legs = {
                 "writer": (_write_events, writer, chunk),
                 "writer_rows": (_write_rows, rows_writer, PreparedRows({"model_calls": rows})),
-                "writer_deferred": (_write_rows_deferred, deferred_writer, PreparedRows({"model_calls": rows})),
+                "writer_deferred": (
+                    _write_rows_deferred,
+                    deferred_writer,
+                    PreparedRows({"model_calls": rows}),
+                ),
                 "executemany": (_executemany, base, (bare_insert, rows)),
                 "indexed_insert": (_executemany, floor, (insert, rows)),
             }
